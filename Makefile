@@ -20,7 +20,7 @@ build: $(BUILD_TARGETS) bin/rdre
 
 bin/rdre: $(BUILD_TARGETS) FORCE
 	@mkdir -p bin
-	$(GO) build -trimpath -ldflags "-X github.com/rdre-studio/studio/backend/cli.Version=$(VERSION)" -o bin/rdre ./backend/cmd/rdre
+	$(GO) build -trimpath -ldflags "-X github.com/rdre-studio/studio/backend/cli/version.Version=$(VERSION)" -o bin/rdre ./backend/cmd/rdre
 
 run: build $(RUN_DEPS)
 	./bin/rdre serve --addr $(ADDR) $(RUN_FLAGS)
@@ -41,3 +41,7 @@ test: setup fmt-check vet go-test $(TEST_TARGETS)
 	@echo "make test: all suites passed"
 
 FORCE:
+
+# The default model drives `make run` once it has been trained and committed (models/default).
+DEFAULT_MODEL := models/default/demo.onnx
+RUN_FLAGS += $(if $(wildcard $(DEFAULT_MODEL)),--model $(DEFAULT_MODEL))

@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"io"
 	"sort"
+
+	"github.com/rdre-studio/studio/backend/cli/version"
 )
 
 // Command is one subcommand.
@@ -28,9 +30,6 @@ func Register(c Command) {
 	commands[c.Name] = c
 }
 
-// Version is set at build time with -ldflags "-X github.com/rdre-studio/studio/backend/cli.Version=...".
-var Version = "dev"
-
 // Main runs the subcommand named by args[0].
 func Main(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
@@ -41,7 +40,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 	if args[0] == "version" || args[0] == "--version" {
-		fmt.Fprintln(stdout, "rdre-studio", Version)
+		fmt.Fprintln(stdout, "rdre-studio", version.Version)
 		return 0
 	}
 	c, ok := commands[args[0]]

@@ -1,0 +1,139 @@
+//go:build !js
+
+package cli
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/rdre-studio/studio/backend/server"
+	"github.com/rdre-studio/studio/backend/store"
+	"github.com/rdre-studio/studio/backend/webui"
+)
+
+func init() {
+	Register(Command{Name: "serve", Summary: "start the web UI on a dataset", Run: runServe})
+}
+
+// listFlag collects a repeatable, comma-separable flag.
+type listFlag []string
+
+func (l *listFlag) String() string { return strings.Join(*l, ",") }
+func (l *listFlag) Set(v string) error {
+	for _, p := range strings.Split(v, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			*l = append(*l, p)
+		}
+	}
+	return nil
+}
+
+func runServe(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var data, models listFlag
+	fs.Var(&data, "data", "dataset root (MVTec category, folder of categories, or images+masks folder); repeatable")
+	fs.Var(&models, "model", "ONNX model file to offer for evaluation; repeatable")
+	addr := fs.String("addr", "127.0.0.1:8080", "listen address; a non-loopback address requires a token")
+	workspace := fs.String("workspace", "", "workspace file (bbolt); default "+store.DefaultPath())
+	token := fs.String("token", "", "access token; generated and printed when listening beyond loopback")
+	device := fs.String("device", "auto", "inference device: auto, cpu or cuda")
+	threads := fs.Int("threads", 0, "inference threads per session (0 = ONNX Runtime's default)")
+	ortLib := fs.String("ort-lib", "", "path of libonnxruntime.so (default $RDRE_ORT_LIB, then next to the binary)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if len(data) == 0 {
+		fmt.Fprintln(stderr, "serve: --data is required (try: make run, which uses the bundled demo dataset)")
+		return 2
+	}
+	if *workspace == "" {
+		*workspace = store.DefaultPath()
+	}
+	if err := os.MkdirAll(dirOf(*workspace), 0o755); err != nil {
+		fmt.Fprintf(stderr, "serve: workspace folder: %v\n", err)
+		return 1
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		fmt.Fprintf(stderr, "serve: listen on %s: %v\n", *addr, err)
+		return 1
+	}
+	if !isLoopback(ln.Addr()) && *token == "" {
+		*token = randomToken()
+	}
+	srv, err := server.New(server.Config{Data: data, Workspace: *workspace, UI: webui.Handler(webui.Options{}), Token: *token, Logger: log})
+	if err != nil {
+		ln.Close()
+		fmt.Fprintf(stderr, "serve: %v\n", err)
+		return 1
+	}
+	defer srv.Close()
+	runner, err := attachJobs(srv, jobOptions{Models: models, Device: *device, Threads: *threads, ORTLib: *ortLib, Log: log})
+	if err != nil {
+		fmt.Fprintf(stderr, "serve: %v\n", err)
+		return 1
+	}
+	if runner != nil {
+		defer runner.Close()
+	}
+
+	url := fmt.Sprintf("http://%s/", ln.Addr())
+	if *token != "" {
+		url += "?token=" + *token
+	}
+	fmt.Fprintf(stdout, "RD-RE Studio listening on %s\n", url)
+	log.Info("workspace", "path", *workspace)
+
+	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	select {
+	case err := <-errc:
+		if !errors.Is(err, http.ErrServerClosed) {
+			fmt.Fprintf(stderr, "serve: %v\n", err)
+			return 1
+		}
+	case <-ctx.Done():
+		log.Info("shutting down")
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		hs.Shutdown(sctx)
+	}
+	return 0
+}
+
+func isLoopback(a net.Addr) bool {
+	ta, ok := a.(*net.TCPAddr)
+	return ok && ta.IP.IsLoopback()
+}
+
+func randomToken() string {
+	b := make([]byte, 16)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func dirOf(p string) string {
+	if i := strings.LastIndexByte(p, os.PathSeparator); i > 0 {
+		return p[:i]
+	}
+	return "."
+}

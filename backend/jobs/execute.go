@@ -1,0 +1,295 @@
+//go:build !js
+
+package jobs
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"image"
+	"time"
+
+	"github.com/rdre-studio/studio/backend/dataset"
+	"github.com/rdre-studio/studio/backend/metrics"
+	"github.com/rdre-studio/studio/shared/protocol"
+)
+
+// partialEvery is how many finished images pass between two streamed partial results.
+const partialEvery = 8
+
+type loaded struct {
+	im    protocol.ImageInfo
+	img   image.Image
+	mask  []bool
+	label int
+	ver   int
+	err   error
+}
+
+func (r *Runner) execute(ctx context.Context, j *run) {
+	// Ending the job also stops the decoders that run ahead of it.
+	defer j.cancel()
+	info := j.rec.Info
+	ds, _ := r.srv.Dataset(info.Dataset)
+	r.mu.Lock()
+	me := r.models[info.Model]
+	r.mu.Unlock()
+
+	images := r.selectImages(ds, info)
+	scored := map[string]protocol.ImageScore{}
+	for _, s := range j.rec.Scores {
+		scored[s.Image] = s
+	}
+	j.mu.Lock()
+	j.rec.Info.State = protocol.JobRunning
+	j.rec.Info.Total = len(images)
+	if j.rec.Info.MaskVersions == nil {
+		j.rec.Info.MaskVersions = map[string]int{}
+	}
+	j.mu.Unlock()
+	r.broadcastProgress(j, nil)
+
+	// Images already scored and cached are re-added from the workspace, not recomputed.
+	var todo []protocol.ImageInfo
+	for _, im := range images {
+		s, ok := scored[im.ID]
+		if !ok {
+			todo = append(todo, im)
+			continue
+		}
+		m, w, h, err := r.st.Map(info.ID, im.ID)
+		if err != nil {
+			todo = append(todo, im)
+			continue
+		}
+		mask, label, ver, err := r.groundTruth(ds, info, im)
+		if err != nil {
+			r.finish(j, err)
+			return
+		}
+		score := s.Score
+		if err := j.acc.Add(metrics.Image{Key: MetricKey(im), Kind: im.Kind, Label: label, Score: &score, W: w, H: h, Map: m, Mask: mask}); err != nil {
+			r.finish(j, fmt.Errorf("metrics of %s: %w", im.ID, err))
+			return
+		}
+		j.mu.Lock()
+		if ver > 0 {
+			j.rec.Info.MaskVersions[im.ID] = ver
+		}
+		j.mu.Unlock()
+	}
+	if len(todo) == 0 {
+		r.finish(j, nil)
+		return
+	}
+
+	// Decoding runs ahead of inference in a bounded pool; inference takes batches in order.
+	batch := me.model.Info().Batch
+	if batch <= 0 {
+		batch = 8
+	}
+	loadedCh := make(chan loaded, batch*2)
+	go func() {
+		defer close(loadedCh)
+		results := make([]chan loaded, len(todo))
+		for i := range results {
+			results[i] = make(chan loaded, 1)
+		}
+		go func() {
+			sem := make(chan struct{}, r.opt.Workers)
+			for i, im := range todo {
+				select {
+				case sem <- struct{}{}:
+				case <-ctx.Done():
+					results[i] <- loaded{im: im, err: ctx.Err()}
+					continue
+				}
+				go func() {
+					defer func() { <-sem }()
+					results[i] <- r.load(ds, info, im)
+				}()
+			}
+		}()
+		for i := range todo {
+			l := <-results[i]
+			loadedCh <- l
+			if l.err != nil {
+				return
+			}
+		}
+	}()
+
+	sincePartial := 0
+	for {
+		var group []loaded
+		for len(group) < batch {
+			l, ok := <-loadedCh
+			if !ok {
+				break
+			}
+			if l.err != nil {
+				r.drain(loadedCh)
+				r.finish(j, l.err)
+				return
+			}
+			group = append(group, l)
+		}
+		if len(group) == 0 {
+			break
+		}
+		if ctx.Err() != nil {
+			r.drain(loadedCh)
+			r.finish(j, ctx.Err())
+			return
+		}
+		imgs := make([]image.Image, len(group))
+		for i, l := range group {
+			imgs[i] = l.img
+		}
+		preds, err := me.model.Predict(imgs)
+		if err != nil {
+			r.drain(loadedCh)
+			r.finish(j, fmt.Errorf("inference: %w", err))
+			return
+		}
+		var fresh []protocol.ImageScore
+		for i, p := range preds {
+			l := group[i]
+			if err := r.st.PutMap(info.ID, l.im.ID, p.W, p.H, p.Map); err != nil {
+				r.drain(loadedCh)
+				r.finish(j, fmt.Errorf("cache map of %s: %w", l.im.ID, err))
+				return
+			}
+			score := p.Score
+			if err := j.acc.Add(metrics.Image{Key: MetricKey(l.im), Kind: l.im.Kind, Label: l.label, Score: &score, W: p.W, H: p.H, Map: p.Map, Mask: l.mask}); err != nil {
+				r.drain(loadedCh)
+				r.finish(j, fmt.Errorf("metrics of %s: %w", l.im.ID, err))
+				return
+			}
+			fresh = append(fresh, protocol.ImageScore{Image: l.im.ID, Key: MetricKey(l.im), Kind: l.im.Kind, Label: l.label, Score: score})
+			j.mu.Lock()
+			if l.ver > 0 {
+				j.rec.Info.MaskVersions[l.im.ID] = l.ver
+			}
+			j.mu.Unlock()
+		}
+		j.mu.Lock()
+		j.rec.Scores = append(j.rec.Scores, fresh...)
+		j.rec.Info.Done = len(j.rec.Scores)
+		rec := j.rec
+		j.mu.Unlock()
+		// The record follows the maps: a score is only recorded once its map is stored.
+		if err := r.st.PutJob(info.ID, rec); err != nil {
+			r.drain(loadedCh)
+			r.finish(j, fmt.Errorf("record progress: %w", err))
+			return
+		}
+		r.broadcastProgress(j, fresh)
+		sincePartial += len(fresh)
+		if sincePartial >= partialEvery {
+			sincePartial = 0
+			r.broadcastMetrics(j)
+		}
+	}
+	r.finish(j, nil)
+}
+
+func (r *Runner) drain(ch <-chan loaded) {
+	go func() {
+		for range ch {
+		}
+	}()
+}
+
+func (r *Runner) load(ds *dataset.Dataset, info protocol.JobInfo, im protocol.ImageInfo) loaded {
+	img, err := ds.Decode(im.ID)
+	if err != nil {
+		return loaded{im: im, err: fmt.Errorf("decode %s: %w", im.ID, err)}
+	}
+	if info.NoiseStd > 0 {
+		img = addNoise(img, info.NoiseStd, info.ID+"/"+im.ID)
+	}
+	mask, label, ver, err := r.groundTruth(ds, info, im)
+	if err != nil {
+		return loaded{im: im, err: err}
+	}
+	b := img.Bounds()
+	if mask != nil && len(mask) != b.Dx()*b.Dy() {
+		return loaded{im: im, err: fmt.Errorf("mask of %s has %d pixels, the image %dx%d", im.ID, len(mask), b.Dx(), b.Dy())}
+	}
+	return loaded{im: im, img: img, mask: mask, label: label, ver: ver}
+}
+
+// finish records the end state and tells every client. err == nil means done.
+func (r *Runner) finish(j *run, err error) {
+	r.mu.Lock()
+	closing := r.closing
+	r.mu.Unlock()
+	if closing && errors.Is(err, context.Canceled) {
+		r.log.Info("job interrupted by shutdown; it resumes on the next start", "job", j.rec.Info.ID)
+		return
+	}
+	j.mu.Lock()
+	now := time.Now().UTC().Format(time.RFC3339)
+	switch {
+	case err == nil:
+		j.rec.Info.State = protocol.JobDone
+	case errors.Is(err, context.Canceled):
+		j.rec.Info.State = protocol.JobCancelled
+	default:
+		j.rec.Info.State = protocol.JobFailed
+		j.rec.Info.Error = err.Error()
+	}
+	j.rec.Info.Finished = now
+	j.mu.Unlock()
+
+	var result json.RawMessage
+	if err == nil {
+		res, ferr := j.acc.Final()
+		if ferr != nil {
+			j.mu.Lock()
+			j.rec.Info.State = protocol.JobFailed
+			j.rec.Info.Error = fmt.Sprintf("final metrics: %v", ferr)
+			j.mu.Unlock()
+		} else {
+			result, _ = json.Marshal(res)
+			if perr := r.st.PutResult(j.rec.Info.ID, result); perr != nil {
+				r.log.Error("store result", "job", j.rec.Info.ID, "err", perr)
+			}
+		}
+	}
+	j.mu.Lock()
+	rec := j.rec
+	j.mu.Unlock()
+	if perr := r.st.PutJob(rec.Info.ID, rec); perr != nil {
+		r.log.Error("record job end", "job", rec.Info.ID, "err", perr)
+	}
+	r.log.Info("job ended", "job", rec.Info.ID, "state", rec.Info.State, "done", rec.Info.Done, "total", rec.Info.Total, "error", rec.Info.Error)
+	env, _ := protocol.New("", protocol.TypeJobDone, protocol.JobState{Job: rec.Info, Scores: rec.Scores, Result: result})
+	r.srv.Broadcast(env)
+}
+
+func (r *Runner) broadcastProgress(j *run, fresh []protocol.ImageScore) {
+	j.mu.Lock()
+	p := protocol.JobProgress{Job: j.rec.Info.ID, Done: len(j.rec.Scores), Total: j.rec.Info.Total, Scores: fresh}
+	j.mu.Unlock()
+	if p.Scores == nil {
+		p.Scores = []protocol.ImageScore{}
+	}
+	env, _ := protocol.New("", protocol.TypeJobProgress, p)
+	r.srv.Broadcast(env)
+}
+
+func (r *Runner) broadcastMetrics(j *run) {
+	res := j.acc.Partial()
+	if res == nil {
+		return
+	}
+	raw, err := json.Marshal(res)
+	if err != nil {
+		return
+	}
+	env, _ := protocol.New("", protocol.TypeJobMetrics, protocol.JobMetrics{Job: j.rec.Info.ID, Partial: true, Result: raw})
+	r.srv.Broadcast(env)
+}

@@ -1,0 +1,124 @@
+//go:build !js
+
+package server
+
+import (
+	"bytes"
+	"fmt"
+	"image"
+	"image/png"
+	"io"
+	"net/http"
+	"strconv"
+
+	"github.com/rdre-studio/studio/backend/dataset"
+	"github.com/rdre-studio/studio/backend/imageio"
+)
+
+// lookup resolves ?dataset=&id= into an indexed image; it writes the HTTP error itself.
+func (s *Server) lookup(w http.ResponseWriter, r *http.Request) (*dataset.Dataset, string, bool) {
+	q := r.URL.Query()
+	ds, ok := s.datasets[q.Get("dataset")]
+	if !ok {
+		http.Error(w, fmt.Sprintf("dataset %q not found", q.Get("dataset")), http.StatusNotFound)
+		return nil, "", false
+	}
+	id := q.Get("id")
+	if _, ok := ds.Image(id); !ok {
+		http.Error(w, fmt.Sprintf("image %q not found in dataset %s", id, ds.Info().ID), http.StatusNotFound)
+		return nil, "", false
+	}
+	return ds, id, true
+}
+
+// handleImage sends the original file when the browser can show it (PNG, JPEG) and a PNG otherwise.
+func (s *Server) handleImage(w http.ResponseWriter, r *http.Request) {
+	ds, id, ok := s.lookup(w, r)
+	if !ok {
+		return
+	}
+	f, err := ds.Open(id)
+	if err != nil {
+		httpError(w, err)
+		return
+	}
+	defer f.Close()
+	var head bytes.Buffer
+	_, format, err := imageio.DecodeConfig(io.TeeReader(f, &head))
+	if err != nil {
+		http.Error(w, fmt.Sprintf("image %s: %v", id, err), http.StatusUnprocessableEntity)
+		return
+	}
+	w.Header().Set("Cache-Control", "private, max-age=3600")
+	switch format {
+	case "png", "jpeg":
+		w.Header().Set("Content-Type", "image/"+format)
+		io.Copy(w, io.MultiReader(&head, f))
+	default:
+		img, err := ds.Decode(id)
+		if err != nil {
+			http.Error(w, fmt.Sprintf("image %s: %v", id, err), http.StatusUnprocessableEntity)
+			return
+		}
+		writePNG(w, img)
+	}
+}
+
+func (s *Server) handleThumb(w http.ResponseWriter, r *http.Request) {
+	ds, id, ok := s.lookup(w, r)
+	if !ok {
+		return
+	}
+	size := 160
+	if v := r.URL.Query().Get("size"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 16 || n > 1024 {
+			http.Error(w, "size must be an integer in 16..1024", http.StatusBadRequest)
+			return
+		}
+		size = n
+	}
+	b, err := ds.Thumbnail(id, size)
+	if err != nil {
+		http.Error(w, fmt.Sprintf("thumbnail of %s: %v", id, err), http.StatusUnprocessableEntity)
+		return
+	}
+	w.Header().Set("Content-Type", "image/jpeg")
+	w.Header().Set("Cache-Control", "private, max-age=3600")
+	w.Write(b)
+}
+
+// handleGroundTruth sends the dataset's own mask as a 0/255 PNG.
+func (s *Server) handleGroundTruth(w http.ResponseWriter, r *http.Request) {
+	ds, id, ok := s.lookup(w, r)
+	if !ok {
+		return
+	}
+	m, mw, mh, has, err := ds.GroundTruth(id)
+	if err != nil {
+		http.Error(w, fmt.Sprintf("ground truth of %s: %v", id, err), http.StatusUnprocessableEntity)
+		return
+	}
+	if !has {
+		http.Error(w, fmt.Sprintf("image %s has no ground-truth mask", id), http.StatusNotFound)
+		return
+	}
+	g := image.NewGray(image.Rect(0, 0, mw, mh))
+	for i, v := range m {
+		if v {
+			g.Pix[i] = 255
+		}
+	}
+	writePNG(w, g)
+}
+
+func writePNG(w http.ResponseWriter, img image.Image) {
+	var buf bytes.Buffer
+	enc := png.Encoder{CompressionLevel: png.BestSpeed}
+	if err := enc.Encode(&buf, img); err != nil {
+		http.Error(w, fmt.Sprintf("encode png: %v", err), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "image/png")
+	w.Write(buf.Bytes())
+}
