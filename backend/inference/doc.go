@@ -21,6 +21,6 @@
 //     names what is missing (provider library, CUDA or cuDNN libraries, a GPU); "auto" tries CUDA and falls
 //     back to CPU, recording why in Info.DeviceReason. See README.md for providing the GPU build.
 //
-// The pre- and post-processing functions (Preprocess, ResizeBilinear, ResizeBilinearAA) are plain Go,
+// The pre- and post-processing functions (package resample: Preprocess, ResizeBilinear, ResizeBilinearAA) are plain Go,
 // build on every platform and are usable without ONNX Runtime.
 package inference

@@ -22,6 +22,7 @@ import (
 	ort "github.com/yalue/onnxruntime_go"
 
 	"github.com/rdre-studio/studio/backend/imageio"
+	"github.com/rdre-studio/studio/backend/resample"
 )
 
 // The model contract (models/ exports it; see DESIGN.md "Export").
@@ -106,7 +107,7 @@ type Prediction struct {
 
 // MapToImage resizes a model-resolution map (S x S) to an image of w x h exactly as Predict does.
 func MapToImage(raw []float32, s, w, h int) ([]float32, error) {
-	return ResizeBilinear(raw, 1, s, s, w, h)
+	return resample.MapToImage(raw, s, w, h)
 }
 
 // Model is an opened, validated ONNX model with one ONNX Runtime session.
@@ -578,7 +579,7 @@ func (m *Model) predictBatch(imgs []image.Image, offset int) ([]Prediction, erro
 			return fmt.Errorf("predict: image %d is nil", offset+i)
 		}
 		pix, w, h := imageio.RGB8(imgs[i])
-		t, err := Preprocess(pix, w, h, S, m.info.Mean, m.info.Std)
+		t, err := resample.Preprocess(pix, w, h, S, m.info.Mean, m.info.Std)
 		if err != nil {
 			return fmt.Errorf("predict: image %d: %w", offset+i, err)
 		}
@@ -601,7 +602,7 @@ func (m *Model) predictBatch(imgs []image.Image, offset int) ([]Prediction, erro
 		if err != nil {
 			return fmt.Errorf("predict: image %d: map: %w", offset+i, err)
 		}
-		rd, err := ResizeBilinear(rds[i*S*S:(i+1)*S*S], 1, S, S, w, h)
+		rd, err := resample.ResizeBilinear(rds[i*S*S:(i+1)*S*S], 1, S, S, w, h)
 		if err != nil {
 			return fmt.Errorf("predict: image %d: rd map: %w", offset+i, err)
 		}

@@ -16,6 +16,7 @@ import (
 	"testing"
 
 	"github.com/rdre-studio/studio/backend/imageio"
+	"github.com/rdre-studio/studio/backend/resample"
 )
 
 // paritySources are the generators of PyTorch references: this package's own tiny network, and the
@@ -42,7 +43,7 @@ func TestPreprocess_ParityTorch(t *testing.T) {
 				if w != gi.Width || h != gi.Height {
 					t.Fatalf("%s: Go decodes %dx%d, PIL %dx%d", gi.Path, w, h, gi.Width, gi.Height)
 				}
-				got, err := Preprocess(pix, w, h, info.InputSize, info.Mean, info.Std)
+				got, err := resample.Preprocess(pix, w, h, info.InputSize, info.Mean, info.Std)
 				if err != nil {
 					t.Fatal(err)
 				}

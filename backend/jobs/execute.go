@@ -156,7 +156,7 @@ func (r *Runner) execute(ctx context.Context, j *run) {
 		var fresh []protocol.ImageScore
 		for i, p := range preds {
 			l := group[i]
-			if err := r.st.PutMap(info.ID, l.im.ID, p.W, p.H, p.Map); err != nil {
+			if err := r.st.PutModelMap(info.ID, l.im.ID, p.S, p.W, p.H, p.Raw); err != nil {
 				r.drain(loadedCh)
 				r.finish(j, fmt.Errorf("cache map of %s: %w", l.im.ID, err))
 				return

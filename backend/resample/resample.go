@@ -1,4 +1,8 @@
-package inference
+// Package resample holds the image resizing and normalisation that must agree with the PyTorch side of
+// the model exactly: the antialiased bilinear resize of the pre-processing, the plain bilinear resize that
+// brings a model map back to its image's resolution, and the normalisation. Plain Go, no cgo, so the
+// workspace store and the browser can use it too.
+package resample
 
 import (
 	"fmt"
@@ -218,4 +222,10 @@ func Preprocess(pix []uint8, w, h, size int, mean, std [3]float32) ([]float32, e
 		}
 	}
 	return out, nil
+}
+
+// MapToImage resizes a model-resolution map (s x s) to an image of w x h: the post-processing of every
+// anomaly map, so a map cached at the model's resolution reproduces the full-resolution one exactly.
+func MapToImage(raw []float32, s, w, h int) ([]float32, error) {
+	return ResizeBilinear(raw, 1, s, s, w, h)
 }
