@@ -80,14 +80,34 @@ func (s *Server) answer(c *conn, env protocol.Envelope) (any, string, error) {
 		if err != nil {
 			return nil, "", err
 		}
-		masked, err := s.store.MaskedImages(req.Dataset)
+		sums, err := s.store.MaskSummaries(req.Dataset)
 		if err != nil {
 			return nil, "", fmt.Errorf("list masks of %s: %w", req.Dataset, err)
+		}
+		cls, err := s.store.Classes(req.Dataset)
+		if err != nil {
+			return nil, "", fmt.Errorf("list classes of %s: %w", req.Dataset, err)
+		}
+		className := map[int]string{}
+		for _, c := range cls {
+			className[c.Index] = c.Name
 		}
 		imgs := ds.Images()
 		out := protocol.ImagesReply{Dataset: req.Dataset, Images: make([]protocol.ImageInfo, len(imgs))}
 		for i, im := range imgs {
-			_, im.HasWorkspaceMask = masked[im.ID]
+			if sum, ok := sums[im.ID]; ok {
+				im.HasWorkspaceMask = true
+				kind := im.Kind
+				switch {
+				case sum.Pixels == 0:
+					kind = protocol.KindGood
+				case im.Kind == protocol.KindGood && className[sum.Class] != "":
+					kind = className[sum.Class]
+				}
+				if kind != im.Kind {
+					im.DatasetKind, im.Kind = im.Kind, kind
+				}
+			}
 			out.Images[i] = im
 		}
 		return out, protocol.TypeImages, nil

@@ -180,6 +180,14 @@ func TestServer_Websocket_RoundTrip(t *testing.T) {
 		t.Fatalf("read back: %+v err %v", back, err)
 	}
 
+	// The good image now counts as a defect of the drawn class.
+	c.call("6b", protocol.TypeImagesList, protocol.ImagesListRequest{Dataset: dsID}, &imgs)
+	for _, im := range imgs.Images {
+		if im.ID == good.ID && (im.Kind == protocol.KindGood || im.DatasetKind != protocol.KindGood || !im.HasWorkspaceMask) {
+			t.Fatalf("after drawing on a good image: %+v", im)
+		}
+	}
+
 	// A second client is told about a save by the first.
 	c2 := dial(t, hs, nil)
 	c.call("7", protocol.TypeMaskSave, protocol.MaskSaveRequest{Dataset: dsID, Image: good.ID, BaseVersion: 1, Width: drawn.W, Height: drawn.H, RLE: drawn.Encode()}, &saved)

@@ -120,7 +120,11 @@ type ImageInfo struct {
 	ID       string `json:"id"`
 	Category string `json:"category"`
 	Split    string `json:"split"`
-	Kind     string `json:"kind"`
+	// Kind is the effective defect type: the folder's, unless a workspace mask says otherwise (a mask
+	// drawn on a good image makes it a sample of the mask's main class; a cleared mask makes it good).
+	Kind string `json:"kind"`
+	// DatasetKind is the folder's defect type when it differs from Kind.
+	DatasetKind string `json:"datasetKind,omitempty"`
 	// MaskID is the ground-truth mask's path relative to the dataset root, empty when the dataset has none.
 	MaskID string `json:"maskId,omitempty"`
 	// HasWorkspaceMask is set when the workspace holds a drawn mask for this image.
