@@ -1,0 +1,23 @@
+// Package ui is the RD-RE Studio browser UI: go-app v10 components that the server pre-renders and
+// app.wasm runs in the browser.
+//
+// Contract:
+//   - Register installs the routes ("/" datasets, "/dataset?id=ID" image grid, "/image?dataset=ID&id=IMAGE"
+//     viewer and mask editor) and must be called by both the server and the wasm entry point.
+//   - Everything the UI knows comes from the server: lists, classes and masks over the websocket at /ws
+//     (shared/protocol envelopes, masks in shared/mask encoding), pixels over HTTP (/api/image, /api/thumb,
+//     /api/gt, /api/heatmap). The browser never builds a file path; image IDs are opaque to it.
+//   - Elements that tests and users rely on carry the data-testid values listed in issue 6 (dataset-list,
+//     image-grid, image-tile, editor-canvas, tool-brush, tool-eraser, tool-polygon, tool-fill, brush-size,
+//     undo, redo, class-select, save-status, heatmap-toggle, threshold-slider, compare-toggle,
+//     export-masks). save-status reads "saved" only once the server confirmed the last change was
+//     committed; its data-version attribute is the stored version it refers to.
+//   - Blocking work (websocket requests) runs in ctx.Async; its results come back through ctx.Dispatch.
+//     Pointer handling bypasses go-app's render cycle: strokes paint straight into the mask canvas and
+//     only the touched rectangle is repainted, so a stroke costs the same on a 256 or a 4096 pixel image.
+//   - Measurements for tests and reports live on window: rdreGridReadyAt (performance.now() when the grid
+//     first shows tiles) and rdreStrokeLatency (per pointer move: from the event's timeStamp to the end of
+//     its repaint, in ms; it includes the browser's own wait to align input with animation frames),
+//     rdreStrokeWork (per pointer move: the editor's own work, handler start to repaint done, in ms) and
+//     rdreSaveMs (per mask save: send to the server's commit confirmation, in ms).
+package ui

@@ -1,0 +1,289 @@
+package ui
+
+import (
+	"math"
+
+	"github.com/maxence-charriere/go-app/v10/pkg/app"
+)
+
+// listener is a DOM event listener installed on window for the life of the page.
+type listener struct {
+	event string
+	fn    app.Func
+}
+
+var listeners []listener
+
+// installListeners routes pointer, wheel and key events to the editor without going through go-app's
+// render cycle: a pointer move paints and returns, and only edits that change the toolbar (a finished
+// stroke, undo) ask for a re-render.
+func (s *Studio) installListeners(ctx app.Context) {
+	add := func(event string, f func(e app.Value)) {
+		fn := app.FuncOf(func(this app.Value, args []app.Value) any {
+			if len(args) > 0 {
+				f(args[0])
+			}
+			return nil
+		})
+		app.Window().Call("addEventListener", event, fn, map[string]any{"passive": false})
+		listeners = append(listeners, listener{event, fn})
+	}
+	add("pointerdown", s.onPointerDown)
+	add("pointermove", s.onPointerMove)
+	add("pointerup", s.onPointerUp)
+	add("pointercancel", s.onPointerUp)
+	add("dblclick", func(e app.Value) {
+		if s.editing(e) && s.ed.tool == toolPolygon {
+			e.Call("preventDefault")
+			s.closePolygon()
+		}
+	})
+	add("wheel", s.onWheel)
+	add("keydown", s.onKeyDown)
+	add("keyup", func(e app.Value) {
+		if e.Get("code").String() == "Space" && s.ed != nil {
+			s.ed.spaceDown = false
+		}
+	})
+	add("resize", func(app.Value) {
+		if s.ed.ready() && s.ed.fitted {
+			s.ed.fit()
+		}
+	})
+}
+
+func (s *Studio) removeListeners() {
+	for _, l := range listeners {
+		app.Window().Call("removeEventListener", l.event, l.fn)
+		l.fn.Release()
+	}
+	listeners = nil
+}
+
+// editing reports whether e happened inside the editor's viewport with a mask loaded.
+func (s *Studio) editing(e app.Value) bool {
+	if s.view != viewImage || !s.ed.ready() || s.ed.canvas == nil || !s.ed.canvas.Truthy() {
+		return false
+	}
+	t := e.Get("target")
+	return t.Truthy() && t.Get("closest").Truthy() && t.Call("closest", "#viewport").Truthy()
+}
+
+func (s *Studio) onPointerDown(e app.Value) {
+	if !s.editing(e) {
+		return
+	}
+	ed := s.ed
+	btn := e.Get("button").Int()
+	if btn == 1 || (btn == 0 && ed.spaceDown) {
+		e.Call("preventDefault")
+		ed.panning = true
+		ed.panX, ed.panY = e.Get("clientX").Float(), e.Get("clientY").Float()
+		ed.vp.Call("setPointerCapture", e.Get("pointerId"))
+		return
+	}
+	if btn != 0 {
+		return
+	}
+	e.Call("preventDefault")
+	p := ed.toImage(e)
+	switch ed.tool {
+	case toolBrush, toolEraser:
+		ed.stroking = true
+		ed.strokeValue = ed.paintValue()
+		ed.vp.Call("setPointerCapture", e.Get("pointerId"))
+		ed.paint(ed.ed.BeginStroke(p.X, p.Y, ed.size, ed.strokeValue))
+		recordLatency(e)
+	case toolFill:
+		if r := ed.ed.Fill(int(math.Floor(p.X)), int(math.Floor(p.Y)), ed.paintValue()); !r.Empty() {
+			ed.paint(r)
+			s.changed()
+		}
+	case toolPolygon:
+		if len(ed.poly) >= 3 {
+			f := ed.poly[0]
+			if math.Hypot(p.X-f.X, p.Y-f.Y)*ed.zoom < 10 {
+				s.closePolygon()
+				return
+			}
+		}
+		if p.X < 0 || p.Y < 0 || p.X > float64(ed.w) || p.Y > float64(ed.h) {
+			return
+		}
+		ed.poly = append(ed.poly, p)
+		ed.cursor = p
+		ed.drawPreview()
+	}
+}
+
+func (s *Studio) onPointerMove(e app.Value) {
+	ed := s.ed
+	if !ed.ready() || s.view != viewImage {
+		return
+	}
+	if ed.panning {
+		x, y := e.Get("clientX").Float(), e.Get("clientY").Float()
+		ed.tx += x - ed.panX
+		ed.ty += y - ed.panY
+		ed.panX, ed.panY = x, y
+		ed.applyTransform()
+		return
+	}
+	if ed.stroking {
+		t0 := app.Window().Get("performance").Call("now").Float()
+		// Coalesced events carry the positions the browser merged into this one: using them keeps
+		// fast strokes round instead of polygonal.
+		var r Rect
+		if gc := e.Get("getCoalescedEvents"); gc.Truthy() {
+			evs := e.Call("getCoalescedEvents")
+			for i := 0; i < evs.Length(); i++ {
+				p := ed.toImage(evs.Index(i))
+				r = r.Union(ed.ed.StrokeTo(p.X, p.Y, ed.size, ed.strokeValue))
+			}
+		}
+		p := ed.toImage(e)
+		r = r.Union(ed.ed.StrokeTo(p.X, p.Y, ed.size, ed.strokeValue))
+		ed.paint(r)
+		ed.drawCursor(p)
+		recordLatency(e)
+		pushSample("rdreStrokeWork", app.Window().Get("performance").Call("now").Float()-t0)
+		return
+	}
+	if ed.tool == toolPolygon && len(ed.poly) > 0 {
+		ed.cursor = ed.toImage(e)
+		ed.drawPreview()
+		return
+	}
+	if s.editing(e) {
+		ed.drawCursor(ed.toImage(e))
+	} else if !ed.cursorRect.Empty() {
+		ed.drawCursor(Point{-1, -1})
+	}
+}
+
+func (s *Studio) onPointerUp(e app.Value) {
+	ed := s.ed
+	if !ed.ready() {
+		return
+	}
+	if ed.panning {
+		ed.panning = false
+		return
+	}
+	if ed.stroking {
+		ed.stroking = false
+		if ed.ed.EndStroke() {
+			s.changed()
+		}
+	}
+}
+
+// recordLatency keeps, per painted pointer event, the time from the event to the end of its repaint.
+func recordLatency(e app.Value) {
+	ts := e.Get("timeStamp")
+	if ts.Type() != app.TypeNumber {
+		return
+	}
+	pushSample("rdreStrokeLatency", app.Window().Get("performance").Call("now").Float()-ts.Float())
+}
+
+func (s *Studio) onWheel(e app.Value) {
+	if !s.editing(e) {
+		return
+	}
+	e.Call("preventDefault")
+	r := s.ed.vp.Call("getBoundingClientRect")
+	dy := e.Get("deltaY").Float()
+	s.ed.zoomAt(math.Exp(-dy*0.0015), e.Get("clientX").Float()-r.Get("left").Float(), e.Get("clientY").Float()-r.Get("top").Float())
+}
+
+func (s *Studio) onKeyDown(e app.Value) {
+	if s.view != viewImage || !s.ed.ready() {
+		return
+	}
+	ed := s.ed
+	key := e.Get("key").String()
+	tag := ""
+	if t := e.Get("target"); t.Truthy() && t.Get("tagName").Truthy() {
+		tag = t.Get("tagName").String()
+	}
+	if (tag == "INPUT" || tag == "SELECT" || tag == "TEXTAREA") && key != "Escape" {
+		return
+	}
+	ctrl := e.Get("ctrlKey").Bool() || e.Get("metaKey").Bool()
+	shift := e.Get("shiftKey").Bool()
+	handled := true
+	rerender := true
+	switch {
+	case ctrl && (key == "z" || key == "Z") && !shift:
+		s.undo()
+	case ctrl && ((key == "z" || key == "Z") && shift || key == "y" || key == "Y"):
+		s.redo()
+	case ctrl:
+		handled = false
+	case e.Get("code").String() == "Space":
+		ed.spaceDown = true
+		rerender = false
+	case key == "[":
+		ed.size = max(1, int(math.Round(float64(ed.size)*0.8)))
+	case key == "]":
+		ed.size = min(256, max(ed.size+1, int(math.Round(float64(ed.size)*1.25))))
+	case len(key) == 1 && key[0] >= '1' && key[0] <= '9':
+		if i := int(key[0] - '1'); i < len(ed.classes) {
+			ed.cls = ed.classes[i].Index
+		}
+	case key == "b":
+		ed.tool = toolBrush
+	case key == "e":
+		ed.tool = toolEraser
+	case key == "p":
+		ed.tool = toolPolygon
+	case key == "f":
+		ed.tool = toolFill
+	case key == "+" || key == "=":
+		ed.zoomCenter(1.25)
+		rerender = false
+	case key == "-":
+		ed.zoomCenter(0.8)
+		rerender = false
+	case key == "0":
+		ed.fit()
+		rerender = false
+	case key == "a":
+		ed.actualSize()
+		rerender = false
+	case key == "Enter":
+		s.closePolygon()
+	case key == "Escape":
+		ed.poly = nil
+		ed.help = false
+		ed.drawPreview()
+	case key == "m":
+		ed.showMask = !ed.showMask
+	case key == "g":
+		ed.showGT = !ed.showGT
+	case key == "o" && ed.heat != nil:
+		ed.heat.on = !ed.heat.on
+		s.loadHeat(ed)
+		s.mctx.Defer(func(app.Context) { s.paintHeat(ed) })
+	case key == "c" && ed.heat != nil:
+		ed.heat.compare = !ed.heat.compare
+		s.paintHeat(ed)
+	case key == "?" || key == "h":
+		ed.help = !ed.help
+	case key == "ArrowRight" || key == "j":
+		s.mctx.Dispatch(func(ctx app.Context) { s.goNeighbour(ctx, 1) })
+		rerender = false
+	case key == "ArrowLeft" || key == "k":
+		s.mctx.Dispatch(func(ctx app.Context) { s.goNeighbour(ctx, -1) })
+		rerender = false
+	default:
+		handled = false
+	}
+	if handled {
+		e.Call("preventDefault")
+		if rerender {
+			s.mctx.Dispatch(nil)
+		}
+	}
+}
