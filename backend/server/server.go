@@ -159,6 +159,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /api/image", s.handleImage)
 	mux.HandleFunc("GET /api/thumb", s.handleThumb)
 	mux.HandleFunc("GET /api/gt", s.handleGroundTruth)
+	mux.HandleFunc("GET /api/export", s.handleExport)
 	mux.HandleFunc("GET /api/healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })
 	mux.HandleFunc("GET /ws", s.hub.serveWS)
 	for _, r := range s.routes {

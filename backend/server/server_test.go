@@ -3,8 +3,11 @@
 package server
 
 import (
+	"archive/zip"
+	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -303,6 +306,9 @@ func TestServer_HTTP_Images(t *testing.T) {
 		{"/api/image?dataset=" + id + "&id=" + defect.ID, "image/png", 200},
 		{"/api/thumb?dataset=" + id + "&id=" + defect.ID + "&size=64", "image/jpeg", 200},
 		{"/api/gt?dataset=" + id + "&id=" + defect.ID, "image/png", 200},
+		{"/api/export?dataset=" + id, "application/zip", 200},
+		{"/api/export?dataset=" + id + "&format=coco", "application/zip", 200},
+		{"/api/export?dataset=" + id + "&format=yolo", "", 400},
 		{"/api/image?dataset=" + id + "&id=../../../etc/passwd", "", 404},
 		{"/api/image?dataset=nope&id=" + defect.ID, "", 404},
 		{"/api/thumb?dataset=" + id + "&id=" + defect.ID + "&size=999999", "", 400},
@@ -315,5 +321,32 @@ func TestServer_HTTP_Images(t *testing.T) {
 		if resp.StatusCode != tc.code || (tc.ctype != "" && resp.Header.Get("Content-Type") != tc.ctype) {
 			t.Errorf("%s: HTTP %d %s, want %d %s", tc.path, resp.StatusCode, resp.Header.Get("Content-Type"), tc.code, tc.ctype)
 		}
+	}
+}
+
+func TestServer_Export_ZipHasMasks(t *testing.T) {
+	s, hs := newTestServer(t, "")
+	id := s.DatasetIDs()[0]
+	resp, err := http.Get(hs.URL + "/api/export?dataset=" + id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("export: HTTP %d %v", resp.StatusCode, err)
+	}
+	zr, err := zip.NewReader(bytes.NewReader(body), int64(len(body)))
+	if err != nil {
+		t.Fatalf("export is not a zip: %v", err)
+	}
+	masks := 0
+	for _, f := range zr.File {
+		if strings.Contains(f.Name, "/ground_truth/") && strings.HasSuffix(f.Name, "_mask.png") {
+			masks++
+		}
+	}
+	if masks != 24 {
+		t.Fatalf("zip holds %d masks, want the demo's 24", masks)
 	}
 }
