@@ -20,7 +20,9 @@ import (
 // The three ways to get metrics (an evaluation job in the server, `rdre infer` + `rdre eval` on disk)
 // must give the same numbers: users compare them.
 func TestInfer_EvalEqualsJob(t *testing.T) {
-	testenv.ORT(t)
+	if err := inference.Init(testenv.ORTLibrary(t)); err != nil {
+		t.Fatal(err)
+	}
 	model := testenv.SmallModel(t)
 	demo := testenv.Demo(t)
 	lib, _ := inference.Initialized()

@@ -24,36 +24,17 @@ import (
 	"golang.org/x/image/bmp"
 
 	"github.com/rdre-studio/studio/backend/imageio"
+	"github.com/rdre-studio/studio/backend/internal/testenv"
 )
 
 const pythonBin = "/usr/bin/python3"
 
-// repoRoot walks up from the package directory to the folder holding go.mod.
-func repoRoot(t testing.TB) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("go.mod not found above the package directory")
-		}
-		dir = parent
-	}
-}
+func repoRoot(t testing.TB) string { return testenv.RepoRoot(t) }
 
 // initORT initialises ONNX Runtime from <repo>/build/ort or skips the test when `make ort` has not run.
 func initORT(t testing.TB) {
 	t.Helper()
-	lib := filepath.Join(repoRoot(t), "build", "ort", LibraryName)
-	if _, err := os.Stat(lib); err != nil {
-		t.Skipf("ONNX Runtime library absent at %s (run `make ort`): %v", lib, err)
-	}
+	lib := testenv.ORTLibrary(t)
 	if err := Init(lib); err != nil {
 		t.Fatalf("Init(%s): %v", lib, err)
 	}

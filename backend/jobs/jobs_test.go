@@ -14,6 +14,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/rdre-studio/studio/backend/inference"
 	"github.com/rdre-studio/studio/backend/internal/testenv"
 	"github.com/rdre-studio/studio/backend/metrics"
 	"github.com/rdre-studio/studio/backend/server"
@@ -32,7 +33,9 @@ type env struct {
 // start opens a server and a runner on workspace ws (a real bbolt file) over the demo dataset.
 func start(t *testing.T, ws string) *env {
 	t.Helper()
-	testenv.ORT(t)
+	if err := inference.Init(testenv.ORTLibrary(t)); err != nil {
+		t.Fatal(err)
+	}
 	modelPath := testenv.SmallModel(t)
 	srv, err := server.New(server.Config{Data: []string{testenv.Demo(t)}, Workspace: ws})
 	if err != nil {

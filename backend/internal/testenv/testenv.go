@@ -14,7 +14,6 @@ import (
 	"testing"
 
 	"github.com/rdre-studio/studio/backend/demodata"
-	"github.com/rdre-studio/studio/backend/inference"
 )
 
 // Python is the interpreter with Debian's python3-torch; the pyenv python3 on PATH has no torch.
@@ -39,16 +38,15 @@ func RepoRoot(t testing.TB) string {
 	}
 }
 
-// ORT initialises ONNX Runtime from build/ort or skips.
-func ORT(t testing.TB) {
+// ORTLibrary returns the ONNX Runtime library that `make ort` provisions, or skips.
+// (It does not call inference.Init itself, so that package inference's own tests can use it.)
+func ORTLibrary(t testing.TB) string {
 	t.Helper()
-	lib := filepath.Join(RepoRoot(t), "build", "ort", inference.LibraryName)
+	lib := filepath.Join(RepoRoot(t), "build", "ort", "libonnxruntime.so.1")
 	if _, err := os.Stat(lib); err != nil {
 		t.Skipf("ONNX Runtime library absent at %s (run `make ort`)", lib)
 	}
-	if err := inference.Init(lib); err != nil {
-		t.Fatalf("init onnxruntime: %v", err)
-	}
+	return lib
 }
 
 // NeedTorch skips when Debian's PyTorch is missing.
