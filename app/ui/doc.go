@@ -12,6 +12,16 @@
 //     undo, redo, class-select, save-status, heatmap-toggle, threshold-slider, compare-toggle,
 //     export-masks). save-status reads "saved" only once the server confirmed the last change was
 //     committed; its data-version attribute is the stored version it refers to.
+//   - The grid's evaluation panel (issues 5 and 7) carries model-select, mask-select, category-select (multi-
+//     category datasets only), noise-std, evaluate, job-cancel (while the shown job runs), job-state,
+//     job-progress ("done/total" text; data-done, data-total), job-error, live-metrics (data-state
+//     "partial" or "final"; one tr[data-metric=KEY] per metric with a metric-value cell whose data-value is
+//     the exact number, empty for null, and whose text is "—" with the warning as title when the metric is
+//     undefined), metrics-state, report-html / report-json / report-csv / report-md, compare-select and
+//     report-compare; eval-no-model replaces the controls when the server has no model. The shown job is
+//     the URL's job parameter; a page that shows none follows a job another client starts on its dataset.
+//   - Job state on the page is the union of a job.get snapshot and the job.progress / job.metrics /
+//     job.done pushes, which may arrive in either order: it only moves forward (evalstate.go).
 //   - Blocking work (websocket requests) runs in ctx.Async; its results come back through ctx.Dispatch.
 //     Pointer handling bypasses go-app's render cycle: strokes paint straight into the mask canvas and
 //     only the touched rectangle is repainted, so a stroke costs the same on a 256 or a 4096 pixel image.
@@ -19,5 +29,7 @@
 //     first shows tiles) and rdreStrokeLatency (per pointer move: from the event's timeStamp to the end of
 //     its repaint, in ms; it includes the browser's own wait to align input with animation frames),
 //     rdreStrokeWork (per pointer move: the editor's own work, handler start to repaint done, in ms) and
-//     rdreSaveMs (per mask save: send to the server's commit confirmation, in ms).
+//     rdreSaveMs (per mask save: send to the server's commit confirmation, in ms); rdreEval (the last
+//     evaluation started from the page: job, clickAt, firstProgressAt, firstScoreAt, finalAt, in
+//     performance.now() ms).
 package ui

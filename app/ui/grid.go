@@ -46,6 +46,7 @@ func (s *Studio) renderGrid() app.UI {
 			option("fn", "missed defects first (defect, low score)", s.fSort))
 	}
 	return app.Section().Class("grid-view").Body(
+		s.renderEvalPanel(),
 		app.Div().Class("filters").Body(
 			app.Label().Body(
 				app.Text("Split "),
@@ -76,7 +77,7 @@ func (s *Studio) renderGrid() app.UI {
 				return app.Label().Body(
 					app.Text("Model job "),
 					app.Select().Attr("data-testid", "job-select").OnChange(func(ctx app.Context, e app.Event) {
-						s.jobID = ctx.JSSrc().Get("value").String()
+						s.selectJob(ctx.JSSrc().Get("value").String())
 						ctx.Navigate(s.gridURL(s.fSplit, s.fKind, s.fSort, s.fMine))
 					}).Body(
 						option("", "none", s.jobID),

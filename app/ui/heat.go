@@ -35,7 +35,8 @@ func (h *heatState) thrValue() float64 {
 }
 
 // loadJobs fetches the evaluation jobs of the current dataset. A server without jobs (or an older
-// one) simply leaves the list empty: heatmaps stay hidden.
+// one) simply leaves the list empty: heatmaps stay hidden. A running job that another client started
+// is followed when this page shows none.
 func (s *Studio) loadJobs(ctx app.Context) {
 	ds := s.dsID
 	s.jobsDS = ds
@@ -51,16 +52,21 @@ func (s *Studio) loadJobs(ctx app.Context) {
 				return
 			}
 			for _, j := range rep.Jobs {
-				if j.Dataset == ds && (j.State == protocol.JobDone || j.State == protocol.JobRunning) {
-					s.jobs = append(s.jobs, j)
+				lj := s.liveJobOf(j.ID)
+				lj.setInfo(j)
+				lj.listed = true
+				if j.Dataset == ds && j.State != protocol.JobFailed && j.State != protocol.JobCancelled {
+					s.jobs = append(s.jobs, lj.info)
 				}
 			}
 			sort.Slice(s.jobs, func(a, b int) bool { return s.jobs[a].Created > s.jobs[b].Created })
+			s.followRunningJob(ctx)
 		})
 	})
 }
 
-// loadScores fetches the per-image scores of the selected job.
+// loadScores fetches a snapshot of the selected job (scores, state, result) and merges it with what
+// the pushes already brought.
 func (s *Studio) loadScores(ctx app.Context) {
 	job := s.jobID
 	s.scoresJob = job
@@ -68,17 +74,17 @@ func (s *Studio) loadScores(ctx app.Context) {
 		var st protocol.JobState
 		err := request(protocol.TypeJobGet, protocol.JobRef{Job: job}, &st)
 		ctx.Dispatch(func(ctx app.Context) {
-			if s.jobID != job {
-				return
-			}
 			if err != nil {
-				s.err = fmt.Sprintf("loading scores of job %s: %v", job, err)
+				if s.jobID == job {
+					s.err = fmt.Sprintf("loading scores of job %s: %v", job, err)
+				}
 				return
 			}
-			s.scores = make(map[string]float64, len(st.Scores))
-			for _, sc := range st.Scores {
-				s.scores[sc.Image] = sc.Score
+			lj := s.liveJobOf(job)
+			if err := lj.applyState(st); err != nil {
+				s.err = err.Error()
 			}
+			s.upsertJob(lj.info)
 		})
 	})
 }

@@ -89,7 +89,20 @@ type Studio struct {
 	jobsDS    string
 	jobID     string
 	scoresJob string
-	scores    map[string]float64
+	scores    map[string]float64 // the selected job's scores: live[jobID].scores
+
+	// evaluation panel (eval.go)
+	live        map[string]*liveJob
+	models      []protocol.ModelInfo
+	modelsState string
+	modelSel    string
+	masksSel    string
+	categorySel string
+	noiseSel    string
+	starting    bool
+	cancelling  string
+	evalErr     string
+	compareSel  string
 }
 
 // OnMount connects the websocket and installs the browser-level listeners.
@@ -130,8 +143,11 @@ func (s *Studio) OnDismount() {
 func (s *Studio) OnNav(ctx app.Context) {
 	u := ctx.Page().URL()
 	q := u.Query()
-	prevImg, prevDS := s.imgID, s.dsID
-	s.jobID = q.Get("job")
+	prevImg, prevDS, prevJob := s.imgID, s.dsID, s.jobID
+	s.selectJob(q.Get("job"))
+	if prevJob != s.jobID {
+		s.compareSel = ""
+	}
 	switch u.Path {
 	case "/dataset":
 		s.view = viewGrid
@@ -160,6 +176,11 @@ func (s *Studio) OnNav(ctx app.Context) {
 // reloadAfterConnect refreshes what a dropped connection may have made stale.
 func (s *Studio) reloadAfterConnect(ctx app.Context) {
 	s.err = ""
+	// Pushes sent while the connection was down are lost: catch up from snapshots.
+	s.scoresJob, s.jobsDS = "", ""
+	if s.modelsState != modelsReady {
+		s.modelsState = modelsUnknown
+	}
 	s.load(ctx)
 	if s.ed != nil && s.ed.failed() {
 		s.saveEditor(ctx, s.ed)
@@ -204,6 +225,9 @@ func (s *Studio) load(ctx app.Context) {
 	if (s.view == viewGrid || s.view == viewImage) && s.dsID != "" && s.jobsDS != s.dsID {
 		s.loadJobs(ctx)
 	}
+	if s.view == viewGrid && s.modelsState == modelsUnknown {
+		s.loadModels(ctx)
+	}
 	if s.jobID != "" && s.scoresJob != s.jobID {
 		s.loadScores(ctx)
 	}
@@ -240,6 +264,8 @@ func (s *Studio) onPush(ctx app.Context, env protocol.Envelope) {
 		if s.ed != nil && s.ed.dataset == rep.Dataset && s.ed.image == rep.Image {
 			s.onRemoteSave(ctx, rep)
 		}
+	case protocol.TypeJobProgress, protocol.TypeJobMetrics, protocol.TypeJobDone:
+		s.onJobPush(ctx, env)
 	case protocol.TypeHello:
 	case protocol.TypeError:
 		var e protocol.ErrorPayload
