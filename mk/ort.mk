@@ -12,9 +12,8 @@ NPM         ?= npm
 
 SETUP_TARGETS += ort
 BUILD_TARGETS += ort
-# npm comes from Debian on a fresh machine (apt.mk installs what is missing during `make setup`/`make test`;
-# a plain `make build` does not install packages and says what to install instead).
-APT_PACKAGES  += npm
+# npm ships with this machine kind's Node.js (NodeSource's nodejs package bundles it). It is not added to
+# APT_PACKAGES: Debian's npm package would pull Debian's nodejs and conflict with that one.
 
 .PHONY: ort
 ort:

@@ -19,6 +19,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/rdre-studio/studio/backend/report"
 	"github.com/rdre-studio/studio/backend/server"
 	"github.com/rdre-studio/studio/backend/store"
 	"github.com/rdre-studio/studio/backend/webui"
@@ -84,6 +85,7 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	defer srv.Close()
+	srv.Handle("GET /api/report", report.Handler(srv.Store()))
 	runner, err := attachJobs(srv, jobOptions{Models: models, Device: *device, Threads: *threads, ORTLib: *ortLib, Log: log})
 	if err != nil {
 		fmt.Fprintf(stderr, "serve: %v\n", err)

@@ -5,7 +5,10 @@
 // Chromium with chromedp and real pointer events. Elements are found by the data-testid contract of
 // package app/ui. The tests skip only when no chromium binary exists.
 //
-// RDRE_SCREENSHOTS=1 copies the grid and editor screenshots to docs/screenshots/.
+// RDRE_SCREENSHOTS=1 copies the screenshots of the demo dataset (dataset list, grid, editor, the
+// evaluation panel with final metrics, the grid with scores, the editor with a heatmap) to
+// docs/screenshots/. RDRE_E2E_DATA=DIR also runs the UI against a real dataset (screenshots stay in the
+// test's temp dir); RDRE_E2E_MODEL=FILE.onnx evaluates with that model instead of models/default/demo.onnx.
 package e2e
 
 import (
@@ -88,6 +91,11 @@ func TestUI_Grid_ListsFiltersAndShowsMask(t *testing.T) {
 	waitJS(t, ctx, 20*time.Second, fmt.Sprintf("%d tiles", all), fmt.Sprintf("%s === %d", tileCount, all))
 	// Thumbnails are server-side JPEGs: every one in view must have decoded.
 	waitJS(t, ctx, 30*time.Second, "thumbnails in view decoded", visibleThumbsLoaded)
+	// This server runs without --model: the evaluation panel says how to start one with a model.
+	waitJS(t, ctx, 10*time.Second, "the no-model notice", testid("eval-no-model")+` && `+testid("eval-no-model")+`.textContent.includes('--model')`)
+	if n := eval[int](t, ctx, `document.querySelectorAll('[data-testid=evaluate]').length`); n != 0 {
+		t.Fatalf("an Evaluate button is offered by a server without a model (%d)", n)
+	}
 	screenshot(t, ctx, "grid.png")
 
 	setInput(t, ctx, "filter-split", "test")
@@ -466,98 +474,4 @@ func TestUI_RealDataset(t *testing.T) {
 		t.Fatal("a defective image shows no mask pixel")
 	}
 	screenshotLocal(t, ctx, "real-editor.png")
-}
-
-// modelFile returns the model the error-analysis test evaluates with: RDRE_E2E_MODEL, else the shipped
-// demo model.
-func modelFile(t *testing.T) string {
-	if m := os.Getenv("RDRE_E2E_MODEL"); m != "" {
-		return m
-	}
-	m := filepath.Join(repoRoot(t), "models/default/demo.onnx")
-	if _, err := os.Stat(m); err != nil {
-		t.Skip("no model to evaluate with: models/default/demo.onnx is missing and RDRE_E2E_MODEL is unset")
-	}
-	if _, err := os.Stat(filepath.Join(repoRoot(t), "build/ort/libonnxruntime.so.1")); err != nil {
-		t.Fatalf("ONNX Runtime not provisioned (build/ort/libonnxruntime.so.1): run make build")
-	}
-	return m
-}
-
-// TestErrorAnalysis_Heatmap evaluates the demo dataset with a real model, then checks the grid's scores
-// and score sort, the heatmap overlay and its threshold, the comparison mode and the draft mask.
-func TestErrorAnalysis_Heatmap(t *testing.T) {
-	model := modelFile(t)
-	ctx := newBrowser(t)
-	demo := t.TempDir()
-	if out, err := exec.Command(rdreBinary(t), "demo", "--out", demo).CombinedOutput(); err != nil {
-		t.Fatalf("rdre demo: %v\n%s", err, out)
-	}
-	root := filepath.Join(demo, "tiles")
-	srv := startServerArgs(t, []string{root}, []string{"--model", model, "--device", "cpu"})
-	ws := dialWS(t, srv.URL)
-	ds := datasetID(t, ws, "tiles")
-	var models protocol.ModelsReply
-	ws.request(t, protocol.TypeModelsList, nil, &models)
-	if len(models.Models) == 0 {
-		t.Fatal("the server lists no model")
-	}
-	var job protocol.JobInfo
-	ws.request(t, protocol.TypeJobStart, protocol.JobStartRequest{Dataset: ds.ID, Model: models.Models[0].SHA256}, &job)
-	deadline := time.Now().Add(3 * time.Minute)
-	var st protocol.JobState
-	for {
-		ws.request(t, protocol.TypeJobGet, protocol.JobRef{Job: job.ID}, &st)
-		if st.Job.State == protocol.JobDone {
-			break
-		}
-		if st.Job.State == protocol.JobFailed || st.Job.State == protocol.JobCancelled || time.Now().After(deadline) {
-			t.Fatalf("job %s: state %s (%d/%d) %s", job.ID, st.Job.State, st.Job.Done, st.Job.Total, st.Job.Error)
-		}
-		time.Sleep(500 * time.Millisecond)
-	}
-	tests := countImages(t, root, "test", "")
-	if len(st.Scores) != tests {
-		t.Fatalf("job scored %d images, the test split has %d", len(st.Scores), tests)
-	}
-
-	run(t, ctx, chromedp.Navigate(srv.URL+"/dataset?id="+ds.ID+"&job="+job.ID+"&split=test"))
-	waitJS(t, ctx, 30*time.Second, "a score on every test tile", fmt.Sprintf(`document.querySelectorAll('[data-testid=tile-score]').length === %d`, tests))
-	setInput(t, ctx, "grid-sort", "score")
-	waitJS(t, ctx, 10*time.Second, "tiles sorted by score", `(() => { const s = [...document.querySelectorAll('[data-testid=tile-score]')].map(e => +e.textContent);
-		return s.length > 1 && s.every((v, i) => i === 0 || s[i-1] >= v); })()`)
-	setInput(t, ctx, "grid-sort", "fp")
-	waitJS(t, ctx, 10*time.Second, "good tiles first", `document.querySelector('[data-testid=image-tile]').dataset.kind === 'good'`)
-	screenshot(t, ctx, "grid-scores.png")
-
-	// The highest-scored defective image.
-	setInput(t, ctx, "grid-sort", "fn")
-	run(t, ctx, chromedp.Click(chromedp.CSS(`[data-testid=image-tile]`), chromedp.NodeVisible))
-	waitJS(t, ctx, 30*time.Second, "the editor", testid("editor-canvas")+` && `+testid("save-status")+`.textContent === 'saved'`)
-	heatAlpha := `(() => { const c = ` + testid("heatmap-canvas") + `; const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
-		let n = 0; for (let i = 3; i < d.length; i += 4) if (d[i] > 0) n++; return n; })()`
-	waitJS(t, ctx, 30*time.Second, "the heatmap drawn", testid("heatmap-canvas")+`.style.visibility === 'visible' && `+heatAlpha+` > 0`)
-	setInput(t, ctx, "threshold-slider", "0")
-	waitJS(t, ctx, 5*time.Second, "threshold 0 shows the whole map", fmt.Sprintf(`%s === %s.width * %s.height`, heatAlpha, testid("heatmap-canvas"), testid("heatmap-canvas")))
-	setInput(t, ctx, "threshold-slider", "200")
-	high := eval[int](t, ctx, heatAlpha)
-	total := eval[int](t, ctx, testid("heatmap-canvas")+`.width * `+testid("heatmap-canvas")+`.height`)
-	if high >= total {
-		t.Fatalf("threshold 200 still shows %d of %d pixels", high, total)
-	}
-	clickTestID(t, ctx, "compare-toggle")
-	// In comparison mode every visible pixel is TP, FP, FN or the mask's contour.
-	waitJS(t, ctx, 5*time.Second, "comparison colours", `(() => { const c = `+testid("heatmap-canvas")+`; const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
-		const ok = new Set(['46,204,113', '230,57,70', '67,97,238', '255,255,255']); let n = 0;
-		for (let i = 0; i < d.length; i += 4) { if (d[i+3] === 0) continue; n++; if (!ok.has(d[i]+','+d[i+1]+','+d[i+2])) return false; }
-		return n > 0; })()`)
-	screenshot(t, ctx, "editor-heatmap.png")
-
-	v := savedVersion(t, ctx)
-	clickTestID(t, ctx, "draft-from-prediction")
-	waitSavedAfter(t, ctx, v)
-	m, _ := ws.mask(t, ds.ID, eval[string](t, ctx, `new URLSearchParams(location.search).get('id')`))
-	if m.Count() == 0 || m.Count() == len(m.Pix) {
-		t.Fatalf("draft mask from the prediction at threshold 200 has %d of %d pixels", m.Count(), len(m.Pix))
-	}
 }
