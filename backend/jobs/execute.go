@@ -19,12 +19,10 @@ import (
 const partialEvery = 8
 
 type loaded struct {
-	im    protocol.ImageInfo
-	img   image.Image
-	mask  []bool
-	label int
-	ver   int
-	err   error
+	im  protocol.ImageInfo
+	img image.Image
+	gt  truth
+	err error
 }
 
 func (r *Runner) execute(ctx context.Context, j *run) {
@@ -63,19 +61,19 @@ func (r *Runner) execute(ctx context.Context, j *run) {
 			todo = append(todo, im)
 			continue
 		}
-		mask, label, ver, err := r.groundTruth(ds, info, im)
+		gt, err := r.groundTruth(ds, info, im)
 		if err != nil {
 			r.finish(j, err)
 			return
 		}
 		score := s.Score
-		if err := j.acc.Add(metrics.Image{Key: MetricKey(im), Kind: im.Kind, Label: label, Score: &score, W: w, H: h, Map: m, Mask: mask}); err != nil {
+		if err := j.acc.Add(metrics.Image{Key: MetricKey(im), Kind: gt.kind, Label: gt.label, Score: &score, W: w, H: h, Map: m, Mask: gt.mask}); err != nil {
 			r.finish(j, fmt.Errorf("metrics of %s: %w", im.ID, err))
 			return
 		}
 		j.mu.Lock()
-		if ver > 0 {
-			j.rec.Info.MaskVersions[im.ID] = ver
+		if gt.ver > 0 {
+			j.rec.Info.MaskVersions[im.ID] = gt.ver
 		}
 		j.mu.Unlock()
 	}
@@ -162,15 +160,15 @@ func (r *Runner) execute(ctx context.Context, j *run) {
 				return
 			}
 			score := p.Score
-			if err := j.acc.Add(metrics.Image{Key: MetricKey(l.im), Kind: l.im.Kind, Label: l.label, Score: &score, W: p.W, H: p.H, Map: p.Map, Mask: l.mask}); err != nil {
+			if err := j.acc.Add(metrics.Image{Key: MetricKey(l.im), Kind: l.gt.kind, Label: l.gt.label, Score: &score, W: p.W, H: p.H, Map: p.Map, Mask: l.gt.mask}); err != nil {
 				r.drain(loadedCh)
 				r.finish(j, fmt.Errorf("metrics of %s: %w", l.im.ID, err))
 				return
 			}
-			fresh = append(fresh, protocol.ImageScore{Image: l.im.ID, Key: MetricKey(l.im), Kind: l.im.Kind, Label: l.label, Score: score})
+			fresh = append(fresh, protocol.ImageScore{Image: l.im.ID, Key: MetricKey(l.im), Kind: l.gt.kind, Label: l.gt.label, Score: score})
 			j.mu.Lock()
-			if l.ver > 0 {
-				j.rec.Info.MaskVersions[l.im.ID] = l.ver
+			if l.gt.ver > 0 {
+				j.rec.Info.MaskVersions[l.im.ID] = l.gt.ver
 			}
 			j.mu.Unlock()
 		}
@@ -210,15 +208,15 @@ func (r *Runner) load(ds *dataset.Dataset, info protocol.JobInfo, im protocol.Im
 	if info.NoiseStd > 0 {
 		img = addNoise(img, info.NoiseStd, info.ID+"/"+im.ID)
 	}
-	mask, label, ver, err := r.groundTruth(ds, info, im)
+	gt, err := r.groundTruth(ds, info, im)
 	if err != nil {
 		return loaded{im: im, err: err}
 	}
 	b := img.Bounds()
-	if mask != nil && len(mask) != b.Dx()*b.Dy() {
-		return loaded{im: im, err: fmt.Errorf("mask of %s has %d pixels, the image %dx%d", im.ID, len(mask), b.Dx(), b.Dy())}
+	if gt.mask != nil && len(gt.mask) != b.Dx()*b.Dy() {
+		return loaded{im: im, err: fmt.Errorf("mask of %s has %d pixels, the image %dx%d", im.ID, len(gt.mask), b.Dx(), b.Dy())}
 	}
-	return loaded{im: im, img: img, mask: mask, label: label, ver: ver}
+	return loaded{im: im, img: img, gt: gt}
 }
 
 // finish records the end state and tells every client. err == nil means done.

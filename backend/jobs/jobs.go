@@ -373,32 +373,67 @@ func MetricKey(im protocol.ImageInfo) string {
 	return im.Kind + "/" + strings.TrimSuffix(base, path.Ext(base))
 }
 
-// groundTruth returns the defect mask of im for this job and the workspace mask version used (0 = none).
-func (r *Runner) groundTruth(ds *dataset.Dataset, info protocol.JobInfo, im protocol.ImageInfo) ([]bool, int, int, error) {
+// truth is what an evaluation compares an image's map against.
+type truth struct {
+	mask  []bool // nil = all normal
+	label int    // 0 good, 1 defect
+	kind  string // effective defect type, for the per-kind metrics
+	ver   int    // workspace mask version used; 0 = the dataset's own ground truth
+}
+
+// groundTruth returns the truth of im for this job. With workspace masks, a drawn mask overrides the
+// dataset's: an empty one makes the image good, a mask on a good image makes it a defect of its main class.
+func (r *Runner) groundTruth(ds *dataset.Dataset, info protocol.JobInfo, im protocol.ImageInfo) (truth, error) {
 	if info.Masks == protocol.MasksWorkspace {
 		m, v, err := r.st.Mask(info.Dataset, im.ID, 0)
 		switch {
 		case err == nil:
 			if m.Count() == 0 {
-				return nil, 0, v, nil
+				return truth{label: 0, kind: protocol.KindGood, ver: v}, nil
 			}
-			return m.Binary(), 1, v, nil
+			kind := im.Kind
+			if kind == protocol.KindGood {
+				kind = r.mainClass(info.Dataset, m.Pix)
+			}
+			return truth{mask: m.Binary(), label: 1, kind: kind, ver: v}, nil
 		case !errors.Is(err, store.ErrNotFound):
-			return nil, 0, 0, fmt.Errorf("workspace mask of %s: %w", im.ID, err)
+			return truth{}, fmt.Errorf("workspace mask of %s: %w", im.ID, err)
 		}
 	}
 	gt, _, _, has, err := ds.GroundTruth(im.ID)
 	if err != nil {
-		return nil, 0, 0, fmt.Errorf("ground truth of %s: %w", im.ID, err)
+		return truth{}, fmt.Errorf("ground truth of %s: %w", im.ID, err)
 	}
-	label := 0
+	t := truth{kind: im.Kind}
 	if im.Kind != protocol.KindGood {
-		label = 1
+		t.label = 1
 	}
-	if !has {
-		return nil, label, 0, nil
+	if has {
+		t.mask = gt
 	}
-	return gt, label, 0, nil
+	return t, nil
+}
+
+// mainClass names the label class holding most pixels of a label mask.
+func (r *Runner) mainClass(datasetID string, pix []uint8) string {
+	var counts [256]int
+	for _, v := range pix {
+		counts[v]++
+	}
+	best := 1
+	for c := 2; c < 256; c++ {
+		if counts[c] > counts[best] {
+			best = c
+		}
+	}
+	if cls, err := r.st.Classes(datasetID); err == nil {
+		for _, c := range cls {
+			if c.Index == best {
+				return c.Name
+			}
+		}
+	}
+	return fmt.Sprintf("class%d", best)
 }
 
 // addNoise adds white Gaussian noise of standard deviation std (on [0,1] intensities) to img, with a

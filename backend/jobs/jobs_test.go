@@ -18,6 +18,7 @@ import (
 	"github.com/rdre-studio/studio/backend/internal/testenv"
 	"github.com/rdre-studio/studio/backend/metrics"
 	"github.com/rdre-studio/studio/backend/server"
+	"github.com/rdre-studio/studio/shared/mask"
 	sm "github.com/rdre-studio/studio/shared/metrics"
 	"github.com/rdre-studio/studio/shared/protocol"
 )
@@ -285,5 +286,64 @@ func TestRunner_Cancel_ThenRestartResumes(t *testing.T) {
 	}
 	if got.State != protocol.JobCancelled && got.State != protocol.JobDone {
 		t.Fatalf("cancelled job state %s", got.State)
+	}
+}
+
+func TestRunner_Start_WorkspaceMasks(t *testing.T) {
+	e := start(t, filepath.Join(t.TempDir(), "ws.db"))
+	defer e.stop()
+	ds, _ := e.srv.Dataset(e.dsID)
+	var good, defect protocol.ImageInfo
+	for _, im := range ds.Images() {
+		if im.Split != protocol.SplitTest {
+			continue
+		}
+		if im.Kind == protocol.KindGood && good.ID == "" {
+			good = im
+		}
+		if im.Kind != protocol.KindGood && defect.ID == "" {
+			defect = im
+		}
+	}
+	st := e.srv.Store()
+	cls, err := st.Classes(e.dsID)
+	if err != nil || len(cls) == 0 {
+		t.Fatalf("classes: %v %v", cls, err)
+	}
+	drawn, _ := mask.New(good.Width, good.Height)
+	for i := 0; i < 100; i++ {
+		drawn.Pix[i] = uint8(cls[0].Index)
+	}
+	if _, err := st.SaveMask(e.dsID, good.ID, drawn); err != nil {
+		t.Fatal(err)
+	}
+	cleared, _ := mask.New(defect.Width, defect.Height)
+	if _, err := st.SaveMask(e.dsID, defect.ID, cleared); err != nil {
+		t.Fatal(err)
+	}
+	info, err := e.runner.Start(protocol.JobStartRequest{Dataset: e.dsID, Model: e.model.SHA256, Masks: protocol.MasksWorkspace})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	res, err := e.runner.Wait(ctx, info.ID)
+	if err != nil || res.Job.State != protocol.JobDone {
+		t.Fatalf("job: %v %+v", err, res.Job)
+	}
+	if len(res.Job.MaskVersions) != 2 || res.Job.MaskVersions[good.ID] != 1 || res.Job.MaskVersions[defect.ID] != 1 {
+		t.Fatalf("mask versions recorded: %v", res.Job.MaskVersions)
+	}
+	for _, s := range res.Scores {
+		switch s.Image {
+		case good.ID:
+			if s.Label != 1 || s.Kind != cls[0].Name {
+				t.Errorf("drawn-on good image: %+v", s)
+			}
+		case defect.ID:
+			if s.Label != 0 || s.Kind != protocol.KindGood {
+				t.Errorf("cleared defect image: %+v", s)
+			}
+		}
 	}
 }
