@@ -41,7 +41,3 @@ test: setup fmt-check vet go-test $(TEST_TARGETS)
 	@echo "make test: all suites passed"
 
 FORCE:
-
-# The default model drives `make run` once it has been trained and committed (models/default).
-DEFAULT_MODEL := models/default/demo.onnx
-RUN_FLAGS += $(if $(wildcard $(DEFAULT_MODEL)),--model $(DEFAULT_MODEL))

@@ -1,0 +1,132 @@
+"""Command line: train RD-RE on one MVTec-layout category (see models/README.md).
+
+Example:
+  /usr/bin/python3 -m models.train --data ../shared/data/mvtec --category bottle \
+      --teacher mobilenet_v2 --anomaly-source ../shared/data/dtd --out build/runs/bottle
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import os
+import sys
+import time
+
+import torch
+
+from .rdre.data import fingerprint, load_train, train_files
+from .rdre.tflite_convert import default_tflite_path
+from .rdre.trainer import TrainConfig, Trainer
+
+log = logging.getLogger("models.train")
+
+
+def category_root(data: str, category: str) -> str:
+    if category and os.path.isdir(os.path.join(data, category)):
+        return os.path.join(data, category)
+    return data
+
+
+def resolve_device(name: str) -> str:
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device {name}: this PyTorch ({torch.__version__}) sees no CUDA device")
+    if name != "cpu" and not name.startswith("cuda"):
+        raise ValueError(f"device {name!r}: want cpu, cuda, cuda:N or auto")
+    return name
+
+
+def parser() -> argparse.ArgumentParser:
+    d = TrainConfig()
+    p = argparse.ArgumentParser(prog="python3 -m models.train", description="Train RD-RE (two stages) on an MVTec-layout category.")
+    p.add_argument("--data", required=True, help="dataset root (with --category) or the category folder itself")
+    p.add_argument("--category", default="", help="category folder under --data (e.g. bottle)")
+    p.add_argument("--teacher", default=d.teacher, choices=["mobilenet_v2", "resnet18"])
+    p.add_argument("--teacher-weights", default=None,
+                   help="resnet18: torchvision state_dict file; mobilenet_v2: TFLite file (default ../shared/weights/...)")
+    p.add_argument("--random-teacher", action="store_true", help="random-initialised teacher (tests only)")
+    p.add_argument("--anomaly-source", default=None, help="folder of texture images (e.g. DTD); built-in textures if omitted")
+    p.add_argument("--size", type=int, default=d.size, help="input resolution (multiple of 32)")
+    p.add_argument("--steps-student", type=int, default=d.steps_student)
+    p.add_argument("--steps-seg", type=int, default=d.steps_seg)
+    p.add_argument("--batch-size", type=int, default=d.batch_size)
+    p.add_argument("--lr-student", type=float, default=d.lr_student)
+    p.add_argument("--lr-fusion", type=float, default=d.lr_fusion, help="learning rate of LDA and CAAMS-FF")
+    p.add_argument("--lr-seg", type=float, default=d.lr_seg)
+    p.add_argument("--optimizer", default=d.optimizer, choices=["sgd", "adam"])
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--score", default=d.score, help="image score: topk_mean:K or max")
+    p.add_argument("--no-fusion", action="store_true", help="ablation: plain RD decoder (no cross-stage fusion)")
+    p.add_argument("--fusion-gate", action="store_true", help="zero-initialised gate on the fusion branch (not in the paper)")
+    p.add_argument("--no-lda", action="store_true")
+    p.add_argument("--no-caams", action="store_true")
+    p.add_argument("--no-seg", action="store_true", help="ablation: score with the RD map")
+    p.add_argument("--normal-prob", type=float, default=d.normal_prob, help="share of samples left without synthetic anomaly")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (cuda when available)")
+    p.add_argument("--log-every", type=int, default=d.log_every)
+    p.add_argument("--ckpt-every", type=int, default=d.ckpt_every)
+    p.add_argument("--out", required=True, help="output folder: checkpoint.pt, train.log, model.onnx")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    p.add_argument("--export", action="store_true", help="export OUT/model.onnx when done")
+    return p
+
+
+def main(argv=None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return run(args)
+    except (ValueError, FileNotFoundError, FloatingPointError) as err:
+        logging.getLogger("models.train").error("train: %s", err)
+        return 1
+
+
+def run(args) -> int:
+    os.makedirs(args.out, exist_ok=True)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s",
+        handlers=[logging.StreamHandler(sys.stdout), logging.FileHandler(os.path.join(args.out, "train.log"))],
+    )
+    torch.set_num_threads(max(1, args.threads))
+    root = category_root(args.data, args.category)
+    files = train_files(root)
+    weights = args.teacher_weights
+    if weights is None and args.teacher == "mobilenet_v2" and not args.random_teacher:
+        weights = default_tflite_path()
+    if args.random_teacher:
+        weights = None
+    elif args.teacher == "resnet18" and not weights:
+        log.error("resnet18 needs --teacher-weights (a torchvision state_dict file)")
+        return 2
+    cfg = TrainConfig(
+        teacher=args.teacher, teacher_weights=weights, anomaly_source=args.anomaly_source, size=args.size,
+        steps_student=args.steps_student, steps_seg=args.steps_seg, batch_size=args.batch_size,
+        lr_student=args.lr_student, lr_fusion=args.lr_fusion, lr_seg=args.lr_seg, optimizer=args.optimizer,
+        seed=args.seed, fusion=not args.no_fusion, lda=not args.no_lda, caams=not args.no_caams, seg=not args.no_seg,
+        score=args.score, normal_prob=args.normal_prob, fusion_gate=args.fusion_gate, category=args.category or os.path.basename(os.path.normpath(root)),
+        data_fingerprint=fingerprint(files), log_every=args.log_every, ckpt_every=args.ckpt_every,
+        device=resolve_device(args.device),
+    )
+    t0 = time.perf_counter()
+    images = load_train(root, cfg.size)
+    log.info("data %s: %d training images at %d (%.1f s), fingerprint %s", root, len(files), cfg.size, time.perf_counter() - t0, cfg.data_fingerprint[:16])
+    trainer = Trainer(cfg, images)
+    ckpt = os.path.join(args.out, "checkpoint.pt")
+    if args.resume and os.path.isfile(ckpt):
+        trainer.load(ckpt)
+        log.info("resumed from %s at student step %d, seg step %d", ckpt, trainer.step_student, trainer.step_seg)
+    log.info("config %s", dataclasses.asdict(cfg))
+    trainer.run(ckpt)
+    log.info("done: student %.1f s (%d steps), seg %.1f s (%d steps)", trainer.elapsed["student"], trainer.step_student, trainer.elapsed["seg"], trainer.step_seg)
+    if args.export:
+        from .export import export_checkpoint
+
+        export_checkpoint(ckpt, os.path.join(args.out, "model.onnx"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
