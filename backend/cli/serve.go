@@ -69,6 +69,8 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	// Packages that log through the default logger (inference) then write the same format to the same place.
+	slog.SetDefault(log)
 
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
