@@ -37,25 +37,15 @@ def onnx_metadata(path: str) -> dict:
 
 
 def build_from_checkpoint(path: str):
+    """The trained model of a training checkpoint (models.train's format), or a pickled nn.Module."""
     import torch
 
-    from models.rdre.model import RDRE
-    from models.rdre.teacher import build_teacher
+    from models.rdre.trainer import load_model
 
     ck = torch.load(path, map_location="cpu")
     if isinstance(ck, torch.nn.Module):
         return ck
-    if not isinstance(ck, dict) or "config" not in ck:
-        raise ValueError(f"checkpoint {path}: want an nn.Module or a dict with 'config' and 'state_dict'")
-    cfg = dict(ck["config"])
-    teacher = build_teacher(cfg.pop("teacher"))
-    if "lda_k" in cfg:
-        cfg["lda_k"] = tuple(cfg["lda_k"])
-    model = RDRE(teacher, **cfg)
-    state = ck.get("state_dict", ck.get("model"))
-    if state is None:
-        raise ValueError(f"checkpoint {path}: no 'state_dict' or 'model' entry")
-    model.load_state_dict(state)
+    model, _ = load_model(path)
     return model
 
 
