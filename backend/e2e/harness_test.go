@@ -26,19 +26,12 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/gorilla/websocket"
 
+	"github.com/rdre-studio/studio/backend/internal/testenv"
 	"github.com/rdre-studio/studio/shared/mask"
 	"github.com/rdre-studio/studio/shared/protocol"
 )
 
-// repoRoot is the module root, two folders up from this package.
-func repoRoot(t testing.TB) string {
-	t.Helper()
-	root, err := filepath.Abs("../..")
-	if err != nil {
-		t.Fatalf("repo root: %v", err)
-	}
-	return root
-}
+func repoRoot(t testing.TB) string { return testenv.RepoRoot(t) }
 
 var (
 	tmpRoot   string
@@ -60,19 +53,7 @@ func TestMain(m *testing.M) {
 }
 
 // chromiumPath finds Debian's chromium; the tests skip only when there is none.
-func chromiumPath(t testing.TB) string {
-	t.Helper()
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	if _, err := os.Stat("/usr/bin/chromium"); err == nil {
-		return "/usr/bin/chromium"
-	}
-	t.Skip("no chromium binary on PATH: install Debian's chromium (make setup) to run the browser tests")
-	return ""
-}
+func chromiumPath(t testing.TB) string { return testenv.Chromium(t) }
 
 // rdreBinary builds the real binary once per test run. The UI's wasm must have been built by make
 // build: a test binary without it could only show a loader that never finishes.
@@ -187,21 +168,7 @@ func (w *syncWriter) Write(p []byte) (int, error) {
 // newBrowser starts headless Chromium with a fresh profile and returns a tab's context.
 func newBrowser(t testing.TB) context.Context {
 	t.Helper()
-	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(chromiumPath(t)),
-		chromedp.Headless,
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck,
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.WindowSize(1400, 950),
-		chromedp.UserDataDir(t.TempDir()),
-	}
+	opts := testenv.ChromiumOptions(t, 1400, 950)
 	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancelB := chromedp.NewContext(actx)
 	t.Cleanup(func() { cancelB(); cancelA() })

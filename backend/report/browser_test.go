@@ -7,36 +7,21 @@ import (
 	"context"
 	"image/png"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/rdre-studio/studio/backend/internal/testenv"
 	"github.com/rdre-studio/studio/shared/protocol"
 )
-
-func chromium(t *testing.T) string {
-	t.Helper()
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	if _, err := os.Stat("/usr/bin/chromium"); err == nil {
-		return "/usr/bin/chromium"
-	}
-	t.Skip("no chromium binary: install Debian's chromium (make setup) to run the browser test")
-	return ""
-}
 
 // TestWriteHTML_Chromium_OpensOfflineAndRenders opens a report file in headless Chromium with networking
 // disabled, checks that every plot and thumbnail rendered and that the page fetched nothing, and takes a
 // screenshot. RDRE_REPORT_HTML names another report file to open instead of the fixture's (the docs
 // screenshot is of a real evaluation); RDRE_REPORT_SCREENSHOT saves the screenshot there.
 func TestWriteHTML_Chromium_OpensOfflineAndRenders(t *testing.T) {
-	exe := chromium(t)
 	page := os.Getenv("RDRE_REPORT_HTML")
 	if page == "" {
 		f := newFixture(t)
@@ -51,22 +36,7 @@ func TestWriteHTML_Chromium_OpensOfflineAndRenders(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(exe),
-		chromedp.Headless,
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck,
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.Flag("hide-scrollbars", true),
-		chromedp.WindowSize(1240, 2300),
-		chromedp.UserDataDir(t.TempDir()),
-	}
+	opts := testenv.ChromiumOptions(t, 1240, 2300)
 	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
 	defer cancelA()
 	bctx, cancelB := chromedp.NewContext(actx)
