@@ -6,11 +6,9 @@ import (
 	"archive/zip"
 	"bytes"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -18,32 +16,15 @@ import (
 
 	"github.com/gorilla/websocket"
 
-	"github.com/rdre-studio/studio/backend/demodata"
+	"github.com/rdre-studio/studio/backend/internal/testenv"
 	"github.com/rdre-studio/studio/shared/mask"
 	"github.com/rdre-studio/studio/shared/protocol"
 )
 
-// demoRoot is the demo dataset, generated once for all tests of the package (read-only to them).
-var demoRoot string
-
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "rdre-server-test-")
-	if err != nil {
-		panic(err)
-	}
-	if err := demodata.Generate(dir); err != nil {
-		panic(fmt.Sprintf("generate demo data: %v", err))
-	}
-	demoRoot = filepath.Join(dir, "tiles")
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
-
 // newTestServer starts a real server on the demo dataset with a fresh workspace file.
 func newTestServer(t *testing.T, token string) (*Server, *httptest.Server) {
 	t.Helper()
-	s, err := New(Config{Data: []string{demoRoot}, Workspace: filepath.Join(t.TempDir(), "ws.db"), Token: token})
+	s, err := New(Config{Data: []string{testenv.Demo(t)}, Workspace: filepath.Join(t.TempDir(), "ws.db"), Token: token})
 	if err != nil {
 		t.Fatalf("new server: %v", err)
 	}
