@@ -123,22 +123,9 @@ func (a *Accumulator) Partial() *sm.Result {
 		}
 	}
 	px.finish()
-	res.PixelAUROC = w.check(px.auroc(), "pixel_auroc", px.undefinedAUROC("pixels"))
-	res.PixelAP = w.check(px.ap(), "pixel_ap", px.undefinedAP("pixels"))
-	res.PixelF1Max, res.PixelF1MaxThreshold = px.f1()
-	res.PixelAUPRO = w.check(px.aupro(), "pixel_aupro", px.undefinedPRO())
+	setPixelMetrics(res, &w, px)
 	c := &res.Counts
-	c.Images = len(preps)
-	for _, p := range preps {
-		if p.img.Label == 1 {
-			c.AnomalousImages++
-		} else {
-			c.NormalImages++
-		}
-		if p.defects > 0 {
-			c.ImagesWithNonemptyMask++
-		}
-	}
+	countImages(c, preps)
 	c.Pixels, c.AnomalousPixels, c.NormalPixels, c.Regions, c.DistinctPixelScores = P+N, P, N, R, px.distinct
 	res.Curves = &sm.Curves{PixelROC: px.roc.curve(), PixelPR: px.pr.curve(), PixelPRO: px.proCurve.curve(), ImageROC: img.roc.curve()}
 	res.Warnings = w.list

@@ -141,25 +141,9 @@ func computePrepared(preps []*prepared, opt Options) (*sm.Result, error) {
 
 	// Pixel-level metrics.
 	px, kindSweeps := pixelSweeps(preps, opt, !opt.NoPerKind)
-	res.PixelAUROC = w.check(px.auroc(), "pixel_auroc", px.undefinedAUROC("pixels"))
-	res.PixelAP = w.check(px.ap(), "pixel_ap", px.undefinedAP("pixels"))
-	f1, thr = px.f1()
-	res.PixelF1Max = w.check(f1, "pixel_f1_max", px.undefinedAP("pixels"))
-	res.PixelF1MaxThreshold = thr
-	res.PixelAUPRO = w.check(px.aupro(), "pixel_aupro", px.undefinedPRO())
-
+	thr = setPixelMetrics(res, &w, px)
 	c := &res.Counts
-	c.Images = len(preps)
-	for _, p := range preps {
-		if p.img.Label == 1 {
-			c.AnomalousImages++
-		} else {
-			c.NormalImages++
-		}
-		if p.defects > 0 {
-			c.ImagesWithNonemptyMask++
-		}
-	}
+	countImages(c, preps)
 	c.AnomalousPixels, c.NormalPixels = px.P, px.N
 	c.Pixels = px.P + px.N
 	c.Regions = px.R
@@ -213,6 +197,33 @@ func perKind(preps []*prepared, opt Options, sweeps map[string]*sweep) []sm.Kind
 type warnings struct{ list []string }
 
 // check passes a metric through, recording why when it is undefined.
+// setPixelMetrics fills the pixel-level metrics of res from a finished sweep (null with a warning where
+// undefined) and returns the pixel F1-max threshold. The exact result and the partial one share it.
+func setPixelMetrics(res *sm.Result, w *warnings, px *sweep) (thr *float64) {
+	res.PixelAUROC = w.check(px.auroc(), "pixel_auroc", px.undefinedAUROC("pixels"))
+	res.PixelAP = w.check(px.ap(), "pixel_ap", px.undefinedAP("pixels"))
+	f1, thr := px.f1()
+	res.PixelF1Max = w.check(f1, "pixel_f1_max", px.undefinedAP("pixels"))
+	res.PixelF1MaxThreshold = thr
+	res.PixelAUPRO = w.check(px.aupro(), "pixel_aupro", px.undefinedPRO())
+	return thr
+}
+
+// countImages fills the image counts of c.
+func countImages(c *sm.Counts, preps []*prepared) {
+	c.Images = len(preps)
+	for _, p := range preps {
+		if p.img.Label == 1 {
+			c.AnomalousImages++
+		} else {
+			c.NormalImages++
+		}
+		if p.defects > 0 {
+			c.ImagesWithNonemptyMask++
+		}
+	}
+}
+
 func (w *warnings) check(v *float64, name, why string) *float64 {
 	if v == nil && name != "" {
 		w.list = append(w.list, fmt.Sprintf("%s is undefined: %s", name, why))
