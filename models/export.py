@@ -63,7 +63,7 @@ def metadata_for(model: RDRE, info: Dict[str, object]) -> Dict[str, str]:
         "rdre.created": dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z"),
         "rdre.params": str(count_params(model)),
         "rdre.gflops": "%.3f" % (2 * count_macs(model, size) / 1e9),
-        "rdre.components": json.dumps({k: bool(model.config.get(k, False)) for k in ("fusion", "lda", "caams", "seg", "fusion_gate")}, sort_keys=True),
+        "rdre.components": json.dumps({k: bool(model.config.get(k, False)) for k in ("fusion", "lda", "caams", "seg", "fusion_gate", "linear_out")}, sort_keys=True),
     }
     for k, v in info.get("extra", {}).items():
         md["rdre." + k] = str(v)

@@ -64,6 +64,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--no-lda", action="store_true")
     p.add_argument("--no-caams", action="store_true")
     p.add_argument("--no-seg", action="store_true", help="ablation: score with the RD map")
+    p.add_argument("--anomaly-weight", type=float, default=d.anomaly_weight,
+                   help="extra weight of the distillation loss inside synthetic masks (0 = the paper's Eq. 17-19)")
     p.add_argument("--normal-prob", type=float, default=d.normal_prob, help="share of samples left without synthetic anomaly")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (cuda when available)")
@@ -106,7 +108,7 @@ def run(args) -> int:
         steps_student=args.steps_student, steps_seg=args.steps_seg, batch_size=args.batch_size,
         lr_student=args.lr_student, lr_fusion=args.lr_fusion, lr_seg=args.lr_seg, optimizer=args.optimizer,
         seed=args.seed, fusion=not args.no_fusion, lda=not args.no_lda, caams=not args.no_caams, seg=not args.no_seg,
-        score=args.score, normal_prob=args.normal_prob, fusion_gate=args.fusion_gate, category=args.category or os.path.basename(os.path.normpath(root)),
+        score=args.score, normal_prob=args.normal_prob, fusion_gate=args.fusion_gate, anomaly_weight=args.anomaly_weight, category=args.category or os.path.basename(os.path.normpath(root)),
         data_fingerprint=fingerprint(files), log_every=args.log_every, ckpt_every=args.ckpt_every,
         device=resolve_device(args.device),
     )

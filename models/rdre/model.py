@@ -10,7 +10,7 @@ reverse distillation, seg=False scores with the RD map.
 
 from __future__ import annotations
 
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import torch
 import torch.nn as nn
@@ -38,13 +38,19 @@ class RDRE(nn.Module):
         sigma: float = 4.0,
         seg_width: int = 32,
         fusion_gate: bool = False,
+        linear_out: Optional[bool] = None,
     ):
         super().__init__()
         if size % 32:
             raise ValueError(f"RD-RE: input size {size} must be a multiple of 32")
         self.size = size
         self.teacher = teacher
-        self.student = Student(teacher.channels, fusion=fusion, use_lda=lda, use_caams=caams, lda_k=lda_k, window=window, gate=fusion_gate)
+        # Decoder stage outputs without a final ReLU when the teacher's features are signed (None: decide by
+        # the teacher). Checkpoints from before this option have no key and were built with the ReLU.
+        if linear_out is None:
+            linear_out = teacher.signed_features
+        self.student = Student(teacher.channels, fusion=fusion, use_lda=lda, use_caams=caams, lda_k=lda_k, window=window, gate=fusion_gate,
+                               linear_out=linear_out)
         self.use_seg = seg
         self.seg = SegmentationNet(3, width=seg_width) if seg else None
         self.mapper = AnomalyMapper(size, sigma, score)
@@ -55,6 +61,8 @@ class RDRE(nn.Module):
         if fusion_gate:
             # Only recorded when on, so checkpoints made before the option existed still match.
             self.config["fusion_gate"] = True
+        if linear_out:
+            self.config["linear_out"] = True
 
     def train(self, mode: bool = True) -> "RDRE":
         super().train(mode)

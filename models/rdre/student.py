@@ -42,10 +42,15 @@ class BasicBlock(nn.Module):
 
 
 class DeBlock(nn.Module):
-    """RD4AD's decoder block: a basic block whose first conv is a 2x2 transposed conv when upsampling."""
+    """RD4AD's decoder block: a basic block whose first conv is a 2x2 transposed conv when upsampling.
 
-    def __init__(self, cin: int, cout: int, upsample: bool):
+    ``act=False`` drops the final ReLU: a stage output compared with signed teacher features must be able to
+    go negative, or the cosine distance has a floor (about 0.3 per stage for MobileNetV2's taps).
+    """
+
+    def __init__(self, cin: int, cout: int, upsample: bool, act: bool = True):
         super().__init__()
+        self.act = act
         if upsample:
             self.conv1 = nn.ConvTranspose2d(cin, cout, 2, 2, bias=False)
             self.skip = nn.Sequential(nn.ConvTranspose2d(cin, cout, 2, 2, bias=False), nn.BatchNorm2d(cout))
@@ -58,11 +63,14 @@ class DeBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.bn2(self.conv2(F.relu(self.bn1(self.conv1(x)))))
-        return F.relu(y + (x if self.skip is None else self.skip(x)))
+        y = y + (x if self.skip is None else self.skip(x))
+        return F.relu(y) if self.act else y
 
 
-def de_layer(cin: int, cout: int, blocks: int = 2) -> nn.Sequential:
-    return nn.Sequential(DeBlock(cin, cout, True), *[DeBlock(cout, cout, False) for _ in range(blocks - 1)])
+def de_layer(cin: int, cout: int, blocks: int = 2, linear_out: bool = False) -> nn.Sequential:
+    layers = [DeBlock(cin, cout, True, act=not (linear_out and blocks == 1))]
+    layers += [DeBlock(cout, cout, False, act=not (linear_out and i == blocks - 2)) for i in range(blocks - 1)]
+    return nn.Sequential(*layers)
 
 
 class OCBE(nn.Module):
@@ -100,14 +108,15 @@ class CrossStageFusion(nn.Module):
 
 
 class Student(nn.Module):
-    def __init__(self, channels: Sequence[int], fusion: bool = True, use_lda: bool = True, use_caams: bool = True, lda_k=(4, 2), window: int = 8, gate: bool = False):
+    def __init__(self, channels: Sequence[int], fusion: bool = True, use_lda: bool = True, use_caams: bool = True, lda_k=(4, 2), window: int = 8, gate: bool = False,
+                 linear_out: bool = False):
         super().__init__()
         c1, c2, c3 = channels
         self.bottleneck = OCBE(channels)
         c4 = self.bottleneck.out_channels
-        self.layer3 = de_layer(c4, c3)
-        self.layer2 = de_layer(c3, c2)
-        self.layer1 = de_layer(c2, c1)
+        self.layer3 = de_layer(c4, c3, linear_out=linear_out)
+        self.layer2 = de_layer(c3, c2, linear_out=linear_out)
+        self.layer1 = de_layer(c2, c1, linear_out=linear_out)
         self.fusion = fusion
         if fusion:
             self.fuse3 = CrossStageFusion(c3, c4, lda_k[1], use_lda, use_caams, window, gate)

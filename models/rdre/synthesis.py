@@ -128,8 +128,9 @@ def list_images(folder: str) -> List[str]:
 
 class AnomalySynthesizer:
     def __init__(self, size: int, source_dir: Optional[str] = None, normal_prob: float = 0.5, beta_range=(0.15, 1.0)):
-        if not 0 <= normal_prob < 1:
-            raise ValueError(f"anomaly synthesis: normal_prob {normal_prob} must be in [0, 1)")
+        # normal_prob = 1 switches synthesis off: the plain-RD baseline trains on normal images only.
+        if not 0 <= normal_prob <= 1:
+            raise ValueError(f"anomaly synthesis: normal_prob {normal_prob} must be in [0, 1]")
         self.size = size
         self.normal_prob = normal_prob
         self.beta_range = beta_range

@@ -53,6 +53,9 @@ class Teacher(nn.Module):
 
     name = "teacher"
     channels: Tuple[int, int, int] = (0, 0, 0)
+    # Whether the tapped features take negative values. ResNet's taps follow a ReLU; MobileNetV2's are the
+    # linear bottleneck outputs of its inverted residual blocks, about half of them negative.
+    signed_features = False
 
     def __init__(self):
         super().__init__()
@@ -73,6 +76,7 @@ class MobileNetV2Teacher(Teacher):
     name = "mobilenet_v2"
     channels = (24, 32, 96)
     taps = (3, 6, 13)
+    signed_features = True
 
     def __init__(self, weights: Optional[str] = None, check_sha: bool = True):
         super().__init__()

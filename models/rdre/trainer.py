@@ -58,6 +58,7 @@ class TrainConfig:
     ckpt_every: int = 100
     device: str = "cpu"
     fusion_gate: bool = False
+    anomaly_weight: float = 0.0
 
 
 class Trainer:
@@ -129,7 +130,7 @@ class Trainer:
         ft = [f[idx] for f in self._cache]
         fe = self._features_of(idx, xa, m)
         fs = self.model.student_features(fe)
-        loss = distillation_loss(ft, fs)
+        loss = distillation_loss(ft, fs, m, self.cfg.anomaly_weight)
         if not torch.isfinite(loss):
             raise FloatingPointError(f"student step {self.step_student}: loss is {loss.item()}; lower --lr-student")
         self.opt_student.zero_grad()
@@ -271,7 +272,7 @@ def load_model(path: str, teacher_weights: Optional[str] = None) -> tuple:
     teacher = build_teacher(mc["teacher"], None)
     model = RDRE(teacher, mc["size"], fusion=mc["fusion"], lda=mc["lda"], caams=mc["caams"], seg=mc["seg"],
                  window=mc["window"], lda_k=tuple(mc["lda_k"]), score=mc["score"], sigma=mc["sigma"], seg_width=mc["seg_width"],
-                 fusion_gate=mc.get("fusion_gate", False))
+                 fusion_gate=mc.get("fusion_gate", False), linear_out=mc.get("linear_out", False))
     model.load_state_dict(st["model"])
     model.eval()
     return model, st

@@ -294,3 +294,23 @@ def test_Student_forward_ClosedGateIsPlainDecoder():
         assert not torch.allclose(s(feats)[1], d2)
     assert "fusion_gate" not in RDRE(MobileNetV2Teacher(), 64).config
     assert RDRE(MobileNetV2Teacher(), 64, fusion_gate=True).config["fusion_gate"] is True
+
+
+def test_Student_forward_LinearOutCanGoNegative():
+    # MobileNetV2's taps are signed; a ReLU at the end of each decoder stage would cap the cosine similarity.
+    chans = (24, 32, 96)
+    feats = [torch.randn(2, c, s, s) for c, s in zip(chans, (16, 8, 4))]
+    torch.manual_seed(0)
+    with torch.no_grad():
+        relu_out = Student(chans, fusion=False).eval()(feats)
+        lin_out = Student(chans, fusion=False, linear_out=True).eval()(feats)
+    assert all(float(f.min()) >= 0 for f in relu_out)
+    assert all(float(f.min()) < 0 for f in lin_out)
+
+
+def test_RDRE_init_LinearOutFollowsTeacher():
+    assert MobileNetV2Teacher.signed_features and not ResNet18Teacher.signed_features
+    assert RDRE(MobileNetV2Teacher(), 64).config["linear_out"] is True
+    assert "linear_out" not in RDRE(ResNet18Teacher(), 64).config
+    # Checkpoints written before the option have no key; they must rebuild the ReLU decoder they were trained with.
+    assert "linear_out" not in RDRE(MobileNetV2Teacher(), 64, linear_out=False).config

@@ -22,6 +22,23 @@ def test_distillation_loss_SumOfMeans():
     assert float(distillation_loss(ft, ft)) < 1e-5
 
 
+def test_distillation_loss_AnomalyWeightAddsMaskedMean():
+    ft = [torch.randn(2, c, s, s) for c, s in ((4, 8), (8, 4), (16, 2))]
+    fs = [torch.randn_like(f) for f in ft]
+    mask = torch.zeros(2, 1, 8, 8)
+    mask[0, :, :4, :4] = 1  # one quadrant of the first sample; the second sample stays normal
+    plain = float(distillation_loss(ft, fs))
+    want = plain
+    for a, b in zip(ft, fs):
+        d = cosine_distance(a, b)
+        m = torch.nn.functional.interpolate(mask, size=d.shape[-2:], mode="area") > 0.5
+        want += 0.5 * float(d[m].mean())
+    assert abs(float(distillation_loss(ft, fs, mask, 0.5)) - want) < 1e-5
+    # Weight 0, or a batch without synthetic anomalies, is exactly the paper's loss.
+    assert float(distillation_loss(ft, fs, mask, 0.0)) == pytest.approx(plain, abs=1e-6)
+    assert float(distillation_loss(ft, fs, torch.zeros_like(mask), 2.0)) == pytest.approx(plain, abs=1e-6)
+
+
 def test_segmentation_loss_LowerForBetterPrediction():
     y = torch.zeros(1, 1, 8, 8)
     y[..., 2:5, 2:5] = 1
