@@ -67,6 +67,8 @@ class Trainer:
             raise ValueError(f"trainer: want N x 3 x {cfg.size} x {cfg.size} images, got {tuple(images.shape)}")
         if cfg.optimizer not in ("sgd", "adam"):
             raise ValueError(f"trainer: optimizer {cfg.optimizer!r} is not sgd or adam")
+        if cfg.anomaly_weight < 0:
+            raise ValueError(f"trainer: anomaly_weight {cfg.anomaly_weight} must be >= 0")
         self.cfg = cfg
         torch.manual_seed(cfg.seed)
         self.gen = torch.Generator().manual_seed(cfg.seed)

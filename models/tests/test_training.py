@@ -121,6 +121,8 @@ def test_Trainer_init_BadInput_Errors(images):
         Trainer(tiny_cfg(size=32), images)
     with pytest.raises(ValueError, match="optimizer"):
         Trainer(dataclasses.replace(tiny_cfg(), optimizer="lbfgs"), images)
+    with pytest.raises(ValueError, match="anomaly_weight"):
+        Trainer(dataclasses.replace(tiny_cfg(), anomaly_weight=-1.0), images)
 
 
 def test_Trainer_lr_groups_FollowPaperRates(images):
