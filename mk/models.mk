@@ -24,7 +24,7 @@ test-models: ort
 
 # The shipped demo model (models/default/demo.onnx): small resolution, short schedule, on the demo tiles.
 train-demo: $(DEMO_DATA)
-	$(MODELS_PY) -m models.train --data $(DEMO_DATA) --category "" --size 128 --batch-size 8 \
+	$(MODELS_PY) -m models.train --data $(DEMO_DATA) --category "" --size 128 --batch-size 8 --normal-prob 0.5 \
 	  --steps-student 400 --steps-seg 200 --seed 0 --threads 1 --out $(MODELS_RUNS)/demo --resume --export
 	cp $(MODELS_RUNS)/demo/model.onnx models/default/demo.onnx
 
