@@ -107,6 +107,9 @@ func writeCase(t *testing.T) (maps, gt string) {
 
 func writePNG(t *testing.T, path string, img image.Image) {
 	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
 	f, err := os.Create(path)
 	if err != nil {
 		t.Fatal(err)

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"image"
 	"image/color"
-	"image/png"
 	"math"
 	"os"
 	"os/exec"
@@ -57,17 +56,7 @@ func writeCategory(t *testing.T) (root string, sizes map[string][2]int) {
 				img.SetNRGBA(x, y, color.NRGBA{v, 255 - v, uint8(x * y % 256), 255})
 			}
 		}
-		p := filepath.Join(root, "test", filepath.FromSlash(key)+".png")
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		var buf bytes.Buffer
-		if err := png.Encode(&buf, img); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, buf.Bytes(), 0o644); err != nil {
-			t.Fatal(err)
-		}
+		writePNG(t, filepath.Join(root, "test", filepath.FromSlash(key)+".png"), img)
 	}
 	// Not images: must be ignored.
 	if err := os.WriteFile(filepath.Join(root, "test", "good", "notes.txt"), []byte("x"), 0o644); err != nil {

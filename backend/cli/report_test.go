@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"image"
 	"image/color"
-	"image/png"
 	"os"
 	"path/filepath"
 	"strings"
@@ -26,17 +25,7 @@ func writeMVTecCategory(t *testing.T) string {
 	t.Helper()
 	root := filepath.Join(t.TempDir(), "parts")
 	put := func(rel string, img image.Image) {
-		p := filepath.Join(root, filepath.FromSlash(rel))
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		var buf bytes.Buffer
-		if err := png.Encode(&buf, img); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, buf.Bytes(), 0o644); err != nil {
-			t.Fatal(err)
-		}
+		writePNG(t, filepath.Join(root, filepath.FromSlash(rel)), img)
 	}
 	const w, h = 40, 32
 	for i := 0; i < 6; i++ {
