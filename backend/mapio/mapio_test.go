@@ -6,29 +6,57 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"image"
 	"image/png"
 	"math"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
 // fixtureValue is the value gen.py stores at (x, y) of every 5x3 fixture.
 func fixtureValue(x, y int) float32 { return float32(float64(y*5+x)/8 - 0.5) }
 
-func checkFixture(t *testing.T, name string, m Map) {
+// checkFixture checks a fixture's values, which float16, float32 and float64 all hold exactly; float64
+// files must come back in Data64, the others in Data.
+func checkFixture(t *testing.T, name string, m Map, float64File bool) {
 	t.Helper()
-	if m.W != 5 || m.H != 3 || len(m.Data) != 15 {
-		t.Fatalf("%s: got %dx%d with %d values, want 5x3", name, m.W, m.H, len(m.Data))
+	if err := checkValues(m); err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	n := len(m.Data)
+	if float64File {
+		n = len(m.Data64)
+	}
+	if m.W != 5 || m.H != 3 || n != 15 || (m.Data64 != nil) != float64File {
+		t.Fatalf("%s: got %dx%d with %d float32 and %d float64 values, want 5x3 in Data64: %v", name, m.W, m.H, len(m.Data), len(m.Data64), float64File)
 	}
 	for y := 0; y < 3; y++ {
 		for x := 0; x < 5; x++ {
-			if got, want := m.Data[y*5+x], fixtureValue(x, y); got != want {
+			var got float64
+			if float64File {
+				got = m.Data64[y*5+x]
+			} else {
+				got = float64(m.Data[y*5+x])
+			}
+			if want := float64(fixtureValue(x, y)); got != want {
 				t.Fatalf("%s: (%d, %d) = %v, want %v", name, x, y, got, want)
 			}
 		}
 	}
+}
+
+// checkValues is the invariant of every Map a reader returns: exactly one of Data and Data64, W*H values.
+func checkValues(m Map) error {
+	if (m.Data == nil) == (m.Data64 == nil) {
+		return fmt.Errorf("%dx%d map with %d float32 and %d float64 values: want exactly one set", m.W, m.H, len(m.Data), len(m.Data64))
+	}
+	if n := len(m.Data) + len(m.Data64); n != m.W*m.H {
+		return fmt.Errorf("%dx%d map with %d values", m.W, m.H, n)
+	}
+	return nil
 }
 
 func TestReadFile_Fixtures_NumpyAndPIL(t *testing.T) {
@@ -39,7 +67,7 @@ func TestReadFile_Fixtures_NumpyAndPIL(t *testing.T) {
 			t.Errorf("%s: %v", name, err)
 			continue
 		}
-		checkFixture(t, name, m)
+		checkFixture(t, name, m, strings.HasPrefix(name, "f8"))
 	}
 }
 
@@ -132,6 +160,23 @@ func TestHalfToFloat32_Convert_KnownValues(t *testing.T) {
 
 // tiffFloat builds an uncompressed float32 TIFF, in strips of rps rows or in tiles of tw x th.
 func tiffFloat(order binary.ByteOrder, w, h int, data []float32, rps, tw, th int) []byte {
+	vals := make([]float64, len(data))
+	for i, v := range data {
+		vals[i] = float64(v)
+	}
+	return tiffSamples(order, w, h, vals, 32, rps, tw, th)
+}
+
+// tiffSamples builds an uncompressed TIFF of bits-bit (32 or 64) float samples, in strips of rps rows or in
+// tiles of tw x th.
+func tiffSamples(order binary.ByteOrder, w, h int, data []float64, bits, rps, tw, th int) []byte {
+	put := func(b *bytes.Buffer, v float64) {
+		if bits == 32 {
+			binary.Write(b, order, float32(v))
+		} else {
+			binary.Write(b, order, v)
+		}
+	}
 	var hdr bytes.Buffer
 	if order == binary.LittleEndian {
 		hdr.WriteString("II")
@@ -144,8 +189,8 @@ func tiffFloat(order binary.ByteOrder, w, h int, data []float32, rps, tw, th int
 	if tw == 0 {
 		for y0 := 0; y0 < h; y0 += rps {
 			var b bytes.Buffer
-			for y := y0; y < min(h, y0+rps); y++ {
-				binary.Write(&b, order, data[y*w:(y+1)*w])
+			for _, v := range data[y0*w : min(h, y0+rps)*w] {
+				put(&b, v)
 			}
 			blocks = append(blocks, b.Bytes())
 		}
@@ -155,11 +200,11 @@ func tiffFloat(order binary.ByteOrder, w, h int, data []float32, rps, tw, th int
 				var b bytes.Buffer
 				for y := ty; y < ty+th; y++ {
 					for x := tx; x < tx+tw; x++ {
-						v := float32(-99) // padding outside the image
+						v := -99.0 // padding outside the image
 						if x < w && y < h {
 							v = data[y*w+x]
 						}
-						binary.Write(&b, order, v)
+						put(&b, v)
 					}
 				}
 				blocks = append(blocks, b.Bytes())
@@ -171,7 +216,7 @@ func tiffFloat(order binary.ByteOrder, w, h int, data []float32, rps, tw, th int
 		vals     []uint32
 	}
 	offTag, cntTag := uint16(273), uint16(279)
-	ents := []ent{{256, 4, []uint32{uint32(w)}}, {257, 4, []uint32{uint32(h)}}, {258, 3, []uint32{32}}, {259, 3, []uint32{1}},
+	ents := []ent{{256, 4, []uint32{uint32(w)}}, {257, 4, []uint32{uint32(h)}}, {258, 3, []uint32{uint32(bits)}}, {259, 3, []uint32{1}},
 		{277, 3, []uint32{1}}, {339, 3, []uint32{3}}}
 	if tw == 0 {
 		ents = append(ents, ent{278, 4, []uint32{uint32(rps)}})
@@ -288,10 +333,13 @@ func FuzzReadNPY(f *testing.F) {
 		}
 		f.Add(b)
 	}
+	f.Add(npyF8(binary.BigEndian, true, 3, 3, float64Values))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		m, err := ReadNPY(bytes.NewReader(b))
-		if err == nil && len(m.Data) != m.W*m.H {
-			t.Fatalf("%dx%d map with %d values", m.W, m.H, len(m.Data))
+		if err == nil {
+			if err := checkValues(m); err != nil {
+				t.Fatal(err)
+			}
 		}
 	})
 }
@@ -305,10 +353,13 @@ func FuzzReadTIFF(f *testing.F) {
 		f.Add(b)
 	}
 	f.Add(tiffFloat(binary.BigEndian, 5, 3, make([]float32, 15), 0, 4, 4))
+	f.Add(tiffSamples(binary.LittleEndian, 3, 3, float64Values, 64, 2, 0, 0))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		m, err := ReadTIFF(bytes.NewReader(b))
-		if err == nil && len(m.Data) != m.W*m.H {
-			t.Fatalf("%dx%d map with %d values", m.W, m.H, len(m.Data))
+		if err == nil {
+			if err := checkValues(m); err != nil {
+				t.Fatal(err)
+			}
 		}
 	})
 }

@@ -8,8 +8,10 @@
 // hostile input, and it checks declared sizes against MaxPixels and against the bytes actually present
 // before it allocates for them (for compressed TIFF, against the most its stored bytes can expand to), so a
 // small file cannot make it allocate for a huge declared shape.
-// Values are converted to float32 (float64 maps are rounded); NaN and infinities are returned as they are:
-// Map.CheckFinite reports them.
+// Values keep the precision of the file: float16 and float32 maps are returned in Map.Data (float16 converts
+// to float32 exactly), float64 maps in Map.Data64, unrounded, so that scores float32 would merge stay apart
+// and values beyond the float32 range stay finite; exactly one of the two is set. NaN and infinities are
+// returned as they are: Map.CheckFinite reports them.
 package mapio
 
 import (
@@ -32,16 +34,23 @@ const MaxPixels = 16384 * 16384
 // ErrFormat is wrapped by every error about the content of a file.
 var ErrFormat = errors.New("malformed or unsupported map")
 
-// Map is a row-major H x W anomaly map.
+// Map is a row-major H x W anomaly map. Exactly one of Data and Data64 holds its W*H values: Data64 when
+// the file stores float64, Data otherwise (metrics.Image.Map64 and Map take them as they are).
 type Map struct {
-	W, H int
-	Data []float32
+	W, H   int
+	Data   []float32
+	Data64 []float64
 }
 
 // CheckFinite returns an error naming the first pixel that is NaN or infinite.
 func (m Map) CheckFinite() error {
 	for i, v := range m.Data {
 		if v != v || math.IsInf(float64(v), 0) {
+			return fmt.Errorf("%w: value %v at pixel (x %d, y %d) is not finite", ErrFormat, v, i%m.W, i/m.W)
+		}
+	}
+	for i, v := range m.Data64 {
+		if math.IsNaN(v) || math.IsInf(v, 0) {
 			return fmt.Errorf("%w: value %v at pixel (x %d, y %d) is not finite", ErrFormat, v, i%m.W, i/m.W)
 		}
 	}
@@ -147,21 +156,27 @@ func ReadNPY(r io.Reader) (Map, error) {
 		}
 		return Map{}, fmt.Errorf("%w: npy data truncated: %d bytes, shape %v needs %d", ErrFormat, len(raw), h.shape, n*size)
 	}
-	data := make([]float32, n)
-	for i := range data {
-		// Fortran order stores column by column: element (y, x) at x*H + y.
+	// Fortran order stores column by column: element (y, x) at x*H + y.
+	src := func(i int) []byte {
 		j := i
 		if h.fortran {
 			j = (i%W)*H + i/W
 		}
-		b := raw[j*size : (j+1)*size]
-		switch size {
-		case 2:
-			data[i] = halfToFloat32(order.Uint16(b))
-		case 4:
-			data[i] = math.Float32frombits(order.Uint32(b))
-		case 8:
-			data[i] = float32(math.Float64frombits(order.Uint64(b)))
+		return raw[j*size : (j+1)*size]
+	}
+	if size == 8 {
+		data := make([]float64, n)
+		for i := range data {
+			data[i] = math.Float64frombits(order.Uint64(src(i)))
+		}
+		return Map{W: W, H: H, Data64: data}, nil
+	}
+	data := make([]float32, n)
+	for i := range data {
+		if size == 2 {
+			data[i] = halfToFloat32(order.Uint16(src(i)))
+		} else {
+			data[i] = math.Float32frombits(order.Uint32(src(i)))
 		}
 	}
 	return Map{W: W, H: H, Data: data}, nil

@@ -15,6 +15,7 @@ import (
 
 // ReadTIFF reads the first image of a TIFF file holding one channel of 32- or 64-bit IEEE floats
 // (SampleFormat 3), in strips or tiles, uncompressed, Deflate or LZW compressed, without predictor.
+// 32-bit samples are returned in Map.Data, 64-bit ones in Map.Data64 at full precision.
 // Refused with an error: BigTIFF, other compressions (PackBits, JPEG, ...), predictors, more than one sample
 // per pixel, integer samples. golang.org/x/image/tiff decodes none of the float layouts, hence this reader.
 func ReadTIFF(r io.Reader) (Map, error) {
@@ -209,7 +210,13 @@ func decodeTIFF(data []byte) (Map, error) {
 		return Map{}, terr("%d stored bytes cannot hold a %dx%d map", stored, W, H)
 	}
 
-	out := make([]float32, W*H)
+	var out []float32
+	var out64 []float64
+	if bpp == 4 {
+		out = make([]float32, W*H)
+	} else {
+		out64 = make([]float64, W*H)
+	}
 	blk := make([]byte, bw*bh*bpp)
 	for i := range offsets {
 		bx, by := uint64(i)%across, uint64(i)/across
@@ -250,10 +257,10 @@ func decodeTIFF(data []byte) (Map, error) {
 				if bpp == 4 {
 					out[d] = math.Float32frombits(t.order.Uint32(raw[s:]))
 				} else {
-					out[d] = float32(math.Float64frombits(t.order.Uint64(raw[s:])))
+					out64[d] = math.Float64frombits(t.order.Uint64(raw[s:]))
 				}
 			}
 		}
 	}
-	return Map{W: int(W), H: int(H), Data: out}, nil
+	return Map{W: int(W), H: int(H), Data: out, Data64: out64}, nil
 }

@@ -3,6 +3,7 @@ package metrics
 import (
 	"errors"
 	"fmt"
+	"math"
 	"sync"
 
 	sm "github.com/rdre-studio/studio/shared/metrics"
@@ -13,6 +14,10 @@ import (
 // of their score; Partial sweeps those 65536 bins, which costs the same whatever the job's size and gives
 // pixel metrics within the resolution of the bins (labelled Estimate). Final is exact and equals Compute on
 // the same images in any order.
+//
+// Images with a float64 map (Map64) are accepted: Final ranks them at full precision as Compute does (see
+// the package doc), and Partial bins them like float32 maps, their values rounded to float32 and clamped to
+// its finite range, so that an estimate never carries an infinite threshold.
 //
 // The accumulator keeps the images' maps and masks by reference: callers must not modify them after Add.
 type Accumulator struct {
@@ -53,20 +58,28 @@ func (a *Accumulator) Add(img Image) error {
 		return err
 	}
 	// Bin indices are computed outside the lock; the locked part is one increment per pixel.
-	bins := make([]uint16, len(im.Map))
-	for i, v := range im.Map {
-		bins[i] = uint16(key(v) >> bucketBits)
+	var bins []uint16
+	if im.Map64 != nil {
+		bins = make([]uint16, len(im.Map64))
+		for i, v := range im.Map64 {
+			bins[i] = uint16(key(float32(max(-math.MaxFloat32, min(v, math.MaxFloat32)))) >> bucketBits)
+		}
+	} else {
+		bins = make([]uint16, len(im.Map))
+		for i, v := range im.Map {
+			bins[i] = uint16(key(v) >> bucketBits)
+		}
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.keys[im.Key] {
 		return fmt.Errorf("image %q: added twice", im.Key)
 	}
-	if a.pixels+int64(len(im.Map)) > MaxPixels {
+	if a.pixels+int64(len(bins)) > MaxPixels {
 		return fmt.Errorf("image %q: the evaluation would exceed %d pixels", im.Key, int64(MaxPixels))
 	}
 	a.keys[im.Key] = true
-	a.pixels += int64(len(im.Map))
+	a.pixels += int64(len(bins))
 	a.preps = append(a.preps, p)
 	a.regions += int64(len(p.areas))
 	k := 0

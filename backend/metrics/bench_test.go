@@ -68,6 +68,30 @@ func BenchmarkCompute_1024x1024x20_Detail(b *testing.B) {
 	benchCompute(b, 20, 1024, 1024, Options{Detail: true})
 }
 
+// The same sets as float64 maps, the cost of ranking at full precision (benchCompute64 reports it).
+func BenchmarkCompute64_256x256x100(b *testing.B)  { benchCompute64(b, 100, 256, 256, Options{}) }
+func BenchmarkCompute64_1024x1024x20(b *testing.B) { benchCompute64(b, 20, 1024, 1024, Options{}) }
+
+func benchCompute64(b *testing.B, n, w, h int, opt Options) {
+	images := benchSet(n, w, h)
+	for i := range images {
+		m := make([]float64, len(images[i].Map))
+		for j, v := range images[i].Map {
+			m[j] = float64(v) + float64(j%7)*1e-12 // apart in float64, not in float32
+		}
+		images[i].Map, images[i].Map64 = nil, m
+	}
+	b.SetBytes(int64(n * w * h * 8))
+	b.ResetTimer()
+	cpu := processCPU()
+	for i := 0; i < b.N; i++ {
+		if _, err := Compute(images, opt); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(processCPU()-cpu)/float64(b.N), "cpu-ns/op")
+}
+
 // The cost of streaming: Add of 900x900 maps and a Partial after each.
 func BenchmarkAccumulator_AddPartial_900x900x100(b *testing.B) {
 	images := benchSet(100, 900, 900)

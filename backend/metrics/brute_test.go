@@ -172,7 +172,8 @@ func brute(images []Image, lim *big.Rat, detailThr *float64) bruteResult {
 	var imgs, pix []bsample
 	var areas []int
 	for _, im := range images {
-		s := float64(slices.Max(im.Map))
+		vals := pixelValues(im)
+		s := slices.Max(vals)
 		if im.Score != nil {
 			s = *im.Score
 		}
@@ -184,27 +185,27 @@ func brute(images []Image, lim *big.Rat, detailThr *float64) bruteResult {
 		lab, n := bruteRegions(mask, im.W, im.H)
 		base := len(areas)
 		local := make([]int, n)
-		for i, v := range im.Map {
+		for i, v := range vals {
 			r := -1
 			if mask[i] {
 				r = base + lab[i]
 				local[lab[i]]++
 			}
-			pix = append(pix, bsample{float64(v), mask[i], r})
+			pix = append(pix, bsample{v, mask[i], r})
 		}
 		areas = append(areas, local...)
 		// Per-image detail.
 		var own []bsample
-		for i, v := range im.Map {
-			own = append(own, bsample{float64(v), mask[i], -1})
+		for i, v := range vals {
+			own = append(own, bsample{v, mask[i], -1})
 		}
 		_, iap, _, _, _ := bruteBinary(own, nil, lim)
 		res.perImageAP = append(res.perImageAP, iap)
 		var cov []float64
 		if detailThr != nil {
 			cnt := make([]int, n)
-			for i, v := range im.Map {
-				if mask[i] && float64(v) >= *detailThr {
+			for i, v := range vals {
+				if mask[i] && v >= *detailThr {
 					cnt[lab[i]]++
 				}
 			}
@@ -221,6 +222,18 @@ func brute(images []Image, lim *big.Rat, detailThr *float64) bruteResult {
 	}
 	res.pixelAUROC, res.pixelAP, res.pixelF1, res.pixelF1Thr, res.aupro = bruteBinary(pix, areas, lim)
 	return res
+}
+
+// pixelValues returns the map of im, float32 or float64, in float64.
+func pixelValues(im Image) []float64 {
+	if im.Map64 != nil {
+		return im.Map64
+	}
+	out := make([]float64, len(im.Map))
+	for i, v := range im.Map {
+		out[i] = float64(v)
+	}
+	return out
 }
 
 func same(t *testing.T, ctx, name string, got, want *float64) {

@@ -25,7 +25,16 @@ func prepare(img *Image, s *scratch) (*prepared, error) {
 		return nil, fmt.Errorf("image %q: size %dx%d is out of range", img.Key, img.W, img.H)
 	}
 	n := img.W * img.H
-	if len(img.Map) != n {
+	if img.Map != nil && img.Map64 != nil {
+		return nil, fmt.Errorf("image %q: both Map and Map64 are set; set exactly one", img.Key)
+	}
+	if img.Map == nil && img.Map64 == nil {
+		return nil, fmt.Errorf("image %q: no map (neither Map nor Map64 is set)", img.Key)
+	}
+	if img.Map64 != nil && len(img.Map64) != n {
+		return nil, fmt.Errorf("image %q: map has %d values, want %dx%d = %d", img.Key, len(img.Map64), img.W, img.H, n)
+	}
+	if img.Map64 == nil && len(img.Map) != n {
 		return nil, fmt.Errorf("image %q: map has %d values, want %dx%d = %d", img.Key, len(img.Map), img.W, img.H, n)
 	}
 	if img.Mask != nil && len(img.Mask) != n {
@@ -35,15 +44,26 @@ func prepare(img *Image, s *scratch) (*prepared, error) {
 		return nil, fmt.Errorf("image %q: label %d, want 0 (good) or 1 (defect)", img.Key, img.Label)
 	}
 	p := &prepared{img: img}
-	mx := float32(math.Inf(-1))
-	for i, v := range img.Map {
-		// All exponent bits set: NaN or an infinity.
-		if math.Float32bits(v)&0x7f800000 == 0x7f800000 {
-			return nil, fmt.Errorf("image %q: map value %v at pixel (%d, %d) is not finite", img.Key, v, i%img.W, i/img.W)
+	if img.Map64 != nil {
+		mx := math.Inf(-1)
+		for i, v := range img.Map64 {
+			if math.IsNaN(v) || math.IsInf(v, 0) {
+				return nil, fmt.Errorf("image %q: map value %v at pixel (%d, %d) is not finite", img.Key, v, i%img.W, i/img.W)
+			}
+			mx = max(mx, v)
 		}
-		mx = max(mx, v)
+		p.maxScore = mx
+	} else {
+		mx := float32(math.Inf(-1))
+		for i, v := range img.Map {
+			// All exponent bits set: NaN or an infinity.
+			if math.Float32bits(v)&0x7f800000 == 0x7f800000 {
+				return nil, fmt.Errorf("image %q: map value %v at pixel (%d, %d) is not finite", img.Key, v, i%img.W, i/img.W)
+			}
+			mx = max(mx, v)
+		}
+		p.maxScore = float64(mx)
 	}
-	p.maxScore = float64(mx)
 	p.score = p.maxScore
 	if img.Score != nil {
 		if math.IsNaN(*img.Score) || math.IsInf(*img.Score, 0) {
