@@ -66,8 +66,8 @@ func makeCategory(t *testing.T, dir string) {
 	writePNG(t, filepath.Join(dir, "test/good/000.png"), 8, 6, flat(102))
 	writePNG(t, filepath.Join(dir, "test/scratch/000.png"), 8, 6, flat(50))
 	writePNG(t, filepath.Join(dir, "test/scratch/001.png"), 8, 6, flat(51))
-	// Column x holds grey 120+2x: values 127 and below are background, 128 and above defect.
-	writePNG(t, filepath.Join(dir, "ground_truth/scratch/000_mask.png"), 8, 6, func(x, y int) uint8 { return uint8(120 + 2*x) })
+	// Column x holds 0, 1 or 255 (x mod 3): every non-zero value is a defect.
+	writePNG(t, filepath.Join(dir, "ground_truth/scratch/000_mask.png"), 8, 6, func(x, y int) uint8 { return []uint8{0, 1, 255}[x%3] })
 	writePNG(t, filepath.Join(dir, "ground_truth/scratch/001_mask.png"), 8, 6, func(x, y int) uint8 {
 		if y == 2 {
 			return 255
@@ -117,7 +117,7 @@ func TestOpen_MVTecCategory_IndexesImagesAndMasks(t *testing.T) {
 	}
 }
 
-func TestDataset_GroundTruth_ThresholdAt128(t *testing.T) {
+func TestDataset_GroundTruth_NonZeroIsDefect(t *testing.T) {
 	root := t.TempDir()
 	makeCategory(t, root)
 	d, err := Open(root)
@@ -130,8 +130,8 @@ func TestDataset_GroundTruth_ThresholdAt128(t *testing.T) {
 	}
 	for y := 0; y < h; y++ {
 		for x := 0; x < w; x++ {
-			if want := 120+2*x >= 128; m[y*w+x] != want {
-				t.Fatalf("pixel (%d,%d) grey %d: defect=%v, want %v", x, y, 120+2*x, m[y*w+x], want)
+			if want := x%3 != 0; m[y*w+x] != want {
+				t.Fatalf("pixel (%d,%d) grey %d: defect=%v, want %v", x, y, []uint8{0, 1, 255}[x%3], m[y*w+x], want)
 			}
 		}
 	}

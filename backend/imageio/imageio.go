@@ -3,10 +3,49 @@
 // Package imageio decodes the image and mask files of a dataset (PNG, JPEG, BMP, TIFF) with bounds
 // checked before any pixel buffer is allocated, and turns masks into binary defect masks.
 //
-// Mask rule: a mask pixel is a defect when its grey value (after converting colour to grey) is >= 128.
-// MVTec AD stores 0/255, some datasets anti-alias edges (a few in-between values) or store class ids
-// 253..255; thresholding at the midpoint keeps both right. A mask file that decodes to a different size than
-// its image is an error, never resized silently.
+// # Mask rule
+//
+// Masks come from many tools, each with its own encoding, and a rule that reads one of them as empty
+// silently turns defects into "good" pixels. DecodeMask (or MaskOf, given the decoded image and its
+// format) reads every encoding below; Mask.Encoding says which one a file used.
+//
+//   - Lossless grey, 8 or 16 bit (PNG, BMP, TIFF): every non-zero value is a defect. That covers 0/255,
+//     0/255 anti-aliased at the edges, 0/1, class ids 1..N or 253..255, 16-bit 0/255 and 0/65535.
+//   - Palette (indexed) images: a pixel whose palette index is not 0 is a defect, whatever its colour
+//     (label tools write index 0 = background, index 1 = a dark red that is darker than grey 128).
+//   - RGB and RGBA colour masks: a pixel is a defect when it is not black and, with alpha, not fully
+//     transparent (a black or a transparent background).
+//   - JPEG: a pixel is a defect when its brightest channel is >= 128 (MaskThreshold; for a grey JPEG that
+//     is its grey value). Compression leaves small non-zero values around edges that must not count.
+//
+// A mask whose values fit no known encoding is still read with the rule of its format, and Mask.Warnings
+// says why it looks wrong. Lossless masks (grey levels, palette indices, colours: the non-background
+// values) fit when they hold
+//
+//   - one value ({0, v}: 0/255, 0/1, 0/65535, ...), or
+//   - up to FewClassIDs (8) distinct values (class ids, 253..255), or
+//   - any number of values of which one holds more than half of the defect pixels (0/255 with a
+//     minority of anti-aliased edge values), or
+//   - up to MaxClassIDs (32) distinct values.
+//
+// More than 32 values with none of them a majority is how a photo or a heatmap looks, and warns ("mask
+// has 173 distinct grey levels; ..."). A JPEG mask warns when more than a quarter of its pixels are
+// mid-grey (32..223): compression noise stays near black and white. Every mask warns when all of its
+// pixels read as defect (a white or coloured background). A palette mask also warns when a used index
+// other than 0 is black while index 0 is not: a palette out of order reads the background as defect.
+//
+// A mask file that decodes to a different size than its image is an error, never resized silently.
+//
+// # Orientation
+//
+// Images are used in their STORED orientation everywhere: masks, anomaly maps, thumbnails, metrics and
+// the pixels the browser shows. That is how the MVTec AD evaluation code, PIL's Image.open and the
+// PyTorch loaders read them, and Go's decoders ignore EXIF too. A JPEG (or a PNG with an eXIf chunk)
+// whose EXIF Orientation is not 1 would be rotated by the browser, so the server sends it through
+// ResetOrientation, which rewrites that tag to 1 in the bytes it sends: the file stays byte for byte the
+// same otherwise (no re-encoding, no loss, same size); a file whose metadata cannot be parsed goes out as
+// a PNG of its decoded pixels instead. The style sheet sets image-orientation: none on the editor's and
+// the grid's images as a second guard. Orientation reads the tag.
 package imageio
 
 import (
@@ -30,7 +69,8 @@ import (
 // refused before decoding, so a tiny hostile file cannot make the server allocate gigabytes.
 const MaxPixels = 16384 * 16384
 
-// MaskThreshold is the grey level from which a mask pixel counts as defect.
+// MaskThreshold is the level from which a pixel of a JPEG mask counts as defect (lossless masks count
+// every non-zero value).
 const MaskThreshold = 128
 
 // ErrUnsupported is wrapped when a file is not an image of a supported format.
@@ -70,30 +110,6 @@ func DecodeConfig(r io.Reader) (image.Config, string, error) {
 		return cfg, "", fmt.Errorf("%w: %v", ErrUnsupported, err)
 	}
 	return cfg, format, nil
-}
-
-// BinaryMask converts a decoded mask image into a row-major defect mask (true = defect).
-func BinaryMask(img image.Image) (mask []bool, w, h int) {
-	b := img.Bounds()
-	w, h = b.Dx(), b.Dy()
-	mask = make([]bool, w*h)
-	switch m := img.(type) {
-	case *image.Gray:
-		for y := 0; y < h; y++ {
-			row := m.Pix[y*m.Stride : y*m.Stride+w]
-			for x, v := range row {
-				mask[y*w+x] = v >= MaskThreshold
-			}
-		}
-	default:
-		for y := 0; y < h; y++ {
-			for x := 0; x < w; x++ {
-				g := color.GrayModel.Convert(img.At(b.Min.X+x, b.Min.Y+y)).(color.Gray)
-				mask[y*w+x] = g.Y >= MaskThreshold
-			}
-		}
-	}
-	return mask, w, h
 }
 
 // RGB8 returns the image as packed 8-bit RGB, row-major; grey images are replicated into three channels.

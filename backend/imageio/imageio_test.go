@@ -6,8 +6,6 @@ import (
 	"bytes"
 	"errors"
 	"image"
-	"image/color"
-	"image/png"
 	"testing"
 )
 
@@ -21,37 +19,6 @@ func TestDecode_Hostile(t *testing.T) {
 		if _, _, err := Decode(bytes.NewReader(b)); !errors.Is(err, ErrUnsupported) {
 			t.Errorf("%s: got %v, want ErrUnsupported", name, err)
 		}
-	}
-}
-
-func TestBinaryMask_Threshold(t *testing.T) {
-	g := image.NewGray(image.Rect(0, 0, 4, 1))
-	copy(g.Pix, []uint8{0, 127, 128, 255})
-	var buf bytes.Buffer
-	if err := png.Encode(&buf, g); err != nil {
-		t.Fatal(err)
-	}
-	img, _, err := Decode(&buf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, w, h := BinaryMask(img)
-	want := []bool{false, false, true, true}
-	if w != 4 || h != 1 {
-		t.Fatalf("size %dx%d", w, h)
-	}
-	for i := range want {
-		if m[i] != want[i] {
-			t.Fatalf("pixel %d: got %v want %v", i, m[i], want[i])
-		}
-	}
-	// The same rule through the generic (colour) path.
-	rgba := image.NewNRGBA(image.Rect(0, 0, 2, 1))
-	rgba.Set(0, 0, color.NRGBA{200, 200, 200, 255})
-	rgba.Set(1, 0, color.NRGBA{20, 20, 20, 255})
-	m, _, _ = BinaryMask(rgba)
-	if !m[0] || m[1] {
-		t.Fatalf("colour mask: got %v", m)
 	}
 }
 

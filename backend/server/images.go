@@ -32,6 +32,13 @@ func (s *Server) lookup(w http.ResponseWriter, r *http.Request) (*dataset.Datase
 }
 
 // handleImage sends the original file when the browser can show it (PNG, JPEG) and a PNG otherwise.
+//
+// The browser must show the STORED pixels, which masks, anomaly maps, thumbnails and metrics use (see
+// imageio's package doc): it rotates a JPEG or PNG by its EXIF orientation, so a file that declares one
+// other than 1 goes out with that tag rewritten to 1. That keeps the original bytes otherwise (lossless,
+// same size, no decode per request), where re-encoding a photo to PNG would make it several times larger
+// and cost a decode and an encode. When the metadata cannot be read, the decoded pixels go out as PNG:
+// what the browser would make of such a file is unknown.
 func (s *Server) handleImage(w http.ResponseWriter, r *http.Request) {
 	ds, id, ok := s.lookup(w, r)
 	if !ok {
@@ -43,25 +50,32 @@ func (s *Server) handleImage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer f.Close()
-	var head bytes.Buffer
-	_, format, err := imageio.DecodeConfig(io.TeeReader(f, &head))
+	st, err := f.Stat()
+	if err != nil {
+		http.Error(w, fmt.Sprintf("image %s: %v", id, err), http.StatusInternalServerError)
+		return
+	}
+	_, format, err := imageio.DecodeConfig(io.NewSectionReader(f, 0, st.Size()))
 	if err != nil {
 		http.Error(w, fmt.Sprintf("image %s: %v", id, err), http.StatusUnprocessableEntity)
 		return
 	}
 	w.Header().Set("Cache-Control", "private, max-age=3600")
-	switch format {
-	case "png", "jpeg":
-		w.Header().Set("Content-Type", "image/"+format)
-		io.Copy(w, io.MultiReader(&head, f))
-	default:
-		img, err := ds.Decode(id)
-		if err != nil {
-			http.Error(w, fmt.Sprintf("image %s: %v", id, err), http.StatusUnprocessableEntity)
+	if format == "png" || format == "jpeg" {
+		body, _, err := imageio.ResetOrientation(f, st.Size())
+		if err == nil {
+			w.Header().Set("Content-Type", "image/"+format)
+			w.Header().Set("Content-Length", strconv.FormatInt(st.Size(), 10))
+			io.Copy(w, body)
 			return
 		}
-		writePNG(w, img)
 	}
+	img, err := ds.Decode(id)
+	if err != nil {
+		http.Error(w, fmt.Sprintf("image %s: %v", id, err), http.StatusUnprocessableEntity)
+		return
+	}
+	writePNG(w, img)
 }
 
 func (s *Server) handleThumb(w http.ResponseWriter, r *http.Request) {
