@@ -1,4 +1,4 @@
-"""Command line: train RD-RE on one MVTec-layout category (see models/README.md).
+"""Command line: train RD-RE on a dataset's normal training images (see models/README.md, docs/datasets.md).
 
 Example:
   /usr/bin/python3 -m models.train --data ../shared/data/mvtec --category bottle \
@@ -16,7 +16,7 @@ import time
 
 import torch
 
-from .rdre.data import fingerprint, load_train, train_files
+from .rdre.data import LAYOUTS, fingerprint, load_train, train_list
 from .rdre.tflite_convert import default_tflite_path
 from .rdre.trainer import TrainConfig, Trainer
 
@@ -41,9 +41,11 @@ def resolve_device(name: str) -> str:
 
 def parser() -> argparse.ArgumentParser:
     d = TrainConfig()
-    p = argparse.ArgumentParser(prog="python3 -m models.train", description="Train RD-RE (two stages) on an MVTec-layout category.")
+    p = argparse.ArgumentParser(prog="python3 -m models.train", description="Train RD-RE (two stages) on a dataset's normal training images.")
     p.add_argument("--data", required=True, help="dataset root (with --category) or the category folder itself")
     p.add_argument("--category", default="", help="category folder under --data (e.g. bottle)")
+    p.add_argument("--layout", default=None,
+                   help="force the dataset layout (" + ", ".join(LAYOUTS) + "); detected when omitted (docs/datasets.md)")
     p.add_argument("--teacher", default=d.teacher, choices=["mobilenet_v2", "resnet18"])
     p.add_argument("--teacher-weights", default=None,
                    help="resnet18: torchvision state_dict file; mobilenet_v2: TFLite file (default ../shared/weights/...)")
@@ -94,7 +96,8 @@ def run(args) -> int:
     )
     torch.set_num_threads(max(1, args.threads))
     root = category_root(args.data, args.category)
-    files = train_files(root)
+    layout, rels = train_list(root, args.layout)
+    files = [os.path.join(root, *r.split("/")) for r in rels]
     weights = args.teacher_weights
     if weights is None and args.teacher == "mobilenet_v2" and not args.random_teacher:
         weights = default_tflite_path()
@@ -109,12 +112,12 @@ def run(args) -> int:
         lr_student=args.lr_student, lr_fusion=args.lr_fusion, lr_seg=args.lr_seg, optimizer=args.optimizer,
         seed=args.seed, fusion=not args.no_fusion, lda=not args.no_lda, caams=not args.no_caams, seg=not args.no_seg,
         score=args.score, normal_prob=args.normal_prob, fusion_gate=args.fusion_gate, anomaly_weight=args.anomaly_weight, category=args.category or os.path.basename(os.path.normpath(root)),
-        data_fingerprint=fingerprint(files), log_every=args.log_every, ckpt_every=args.ckpt_every,
+        data_fingerprint=fingerprint(files, root), log_every=args.log_every, ckpt_every=args.ckpt_every,
         device=resolve_device(args.device),
     )
     t0 = time.perf_counter()
-    images = load_train(root, cfg.size)
-    log.info("data %s: %d training images at %d (%.1f s), fingerprint %s", root, len(files), cfg.size, time.perf_counter() - t0, cfg.data_fingerprint[:16])
+    images = load_train(root, cfg.size, files=files)
+    log.info("data %s (%s layout): %d training images at %d (%.1f s), fingerprint %s", root, layout, len(files), cfg.size, time.perf_counter() - t0, cfg.data_fingerprint[:16])
     trainer = Trainer(cfg, images)
     ckpt = os.path.join(args.out, "checkpoint.pt")
     if args.resume and os.path.isfile(ckpt):

@@ -340,6 +340,7 @@ func (s *Studio) renderJob(lj *liveJob) app.UI {
 		app.If(in.State == protocol.JobFailed || in.Error != "", func() app.UI {
 			return app.P().Class("error-text").Attr("data-testid", "job-error").Text("The evaluation failed: " + in.Error)
 		}),
+		renderWarnings("job-warnings", "about the evaluated files", in.Warnings),
 		app.If(lj.result != nil, func() app.UI { return s.renderMetrics(lj) }).Else(func() app.UI {
 			if lj.running() {
 				return app.P().Class("muted").Text("Metrics appear after the first images…")

@@ -201,5 +201,8 @@ func reportURL(job, format, compare string, download bool) string {
 
 // progressText is the "done/total" text of the progress bar.
 func progressText(in protocol.JobInfo) string {
+	if in.Skipped > 0 {
+		return fmt.Sprintf("%d/%d (%d skipped)", in.Done, in.Total, in.Skipped)
+	}
 	return fmt.Sprintf("%d/%d", in.Done, in.Total)
 }

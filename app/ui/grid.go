@@ -45,7 +45,12 @@ func (s *Studio) renderGrid() app.UI {
 			option("fp", "false positives first (good, high score)", s.fSort),
 			option("fn", "missed defects first (defect, low score)", s.fSort))
 	}
+	var dsWarnings []string
+	if d != nil {
+		dsWarnings = d.Warnings
+	}
 	return app.Section().Class("grid-view").Body(
+		renderWarnings("dataset-warnings", "about this dataset's files", dsWarnings),
 		s.renderEvalPanel(),
 		app.Div().Class("filters").Body(
 			app.Label().Body(
@@ -54,8 +59,10 @@ func (s *Studio) renderGrid() app.UI {
 					ctx.Navigate(s.gridURL(ctx.JSSrc().Get("value").String(), s.fKind, s.fSort, s.fMine))
 				}).Body(
 					option("", "all", s.fSplit),
-					option(protocol.SplitTrain, "train", s.fSplit),
-					option(protocol.SplitTest, "test", s.fSplit),
+					app.Range(splitsOf(d)).Slice(func(i int) app.UI {
+						sp := splitsOf(d)[i]
+						return option(sp, sp, s.fSplit)
+					}),
 				),
 			),
 			app.Label().Body(
@@ -165,4 +172,12 @@ func (s *Studio) renderTile(im protocol.ImageInfo) app.UI {
 				Src(apiURL("/api/heatmap", "job", s.jobID, "id", im.ID))
 		}),
 	)
+}
+
+// splitsOf lists the dataset's splits for the filter; train and test when the server did not say.
+func splitsOf(d *protocol.DatasetInfo) []string {
+	if d == nil || len(d.Splits) == 0 {
+		return []string{protocol.SplitTrain, protocol.SplitTest}
+	}
+	return d.Splits
 }

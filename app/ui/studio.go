@@ -458,6 +458,7 @@ func (s *Studio) renderDatasets() app.UI {
 						app.Span().Class("ds-kinds").Text(strings.Join(d.Kinds, " · ")),
 						app.Span().Class("ds-root").Text(d.Root),
 					),
+					renderWarnings("dataset-warnings", "about this dataset's files", d.Warnings),
 				)
 			}),
 		),

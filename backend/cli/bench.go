@@ -58,7 +58,7 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 	script := fs.String("torch-script", "", "path of models/bench_torch.py (default: found next to the binary or in the working tree)")
 	jsonOut := fs.Bool("json", false, "print the results as one JSON object instead of text")
 	if err := fs.Parse(args); err != nil {
-		return 2
+		return parseExit(err)
 	}
 	if *model == "" || fs.NArg() > 0 || *maxBatch < 1 || *seconds <= 0 {
 		fmt.Fprintln(stderr, "usage: rdre bench --model FILE.onnx [--device cpu|cuda|auto] [--threads N] [--batch N] [--checkpoint CKPT | --torch random]")

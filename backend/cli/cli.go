@@ -6,6 +6,8 @@
 package cli
 
 import (
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"sort"
@@ -63,4 +65,13 @@ func usage(w io.Writer) {
 		fmt.Fprintf(w, "  %-8s %s\n", n, commands[n].Summary)
 	}
 	fmt.Fprintln(w, "\nrun 'rdre COMMAND -h' for the flags of one command")
+}
+
+// parseExit is the exit status of a failed flag parse: -h and --help asked for the usage, which is not an
+// error (exit 0); anything else is a usage error (exit 2).
+func parseExit(err error) int {
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	return 2
 }

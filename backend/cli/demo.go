@@ -21,7 +21,7 @@ func runDemo(args []string, stdout, stderr io.Writer) int {
 	out := fs.String("out", "build/demo", "folder that receives the category folder "+demodata.Category)
 	force := fs.Bool("force", false, "regenerate even when an up-to-date copy is there")
 	if err := fs.Parse(args); err != nil {
-		return 2
+		return parseExit(err)
 	}
 	if fs.NArg() != 0 {
 		fmt.Fprintf(stderr, "rdre demo: unexpected arguments %q\n", fs.Args())

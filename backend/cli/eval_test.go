@@ -173,7 +173,7 @@ func TestEval_Run_BadInputNamesTheFile(t *testing.T) {
 		}, "good/000.npy"},
 		"size mismatch": {func(t *testing.T, maps, gt string) {
 			writeNPY(t, filepath.Join(maps, "crack/000.npy"), 2, 8, make([]float32, 16))
-		}, "000_mask.png"},
+		}, "000.npy is 2x8 but its image test/crack/000.png is 4x4"},
 		"good map size": {func(t *testing.T, maps, gt string) {
 			writeNPY(t, filepath.Join(maps, "good/000.npy"), 8, 2, make([]float32, 16))
 		}, "test/good/000.png"},

@@ -27,15 +27,17 @@ func openDatasetArg(st *store.Store, arg string) (*dataset.Dataset, error) {
 	if arg == "" {
 		return nil, errors.New("--dataset is required (a dataset id from the workspace, or a folder)")
 	}
-	root := arg
-	if fi, err := os.Stat(arg); err != nil || !fi.IsDir() {
-		info, err := st.Dataset(arg)
-		if err != nil {
-			return nil, fmt.Errorf("dataset %q is neither a folder nor a dataset id in the workspace: %w", arg, err)
+	var ds *dataset.Dataset
+	var err error
+	if fi, serr := os.Stat(arg); serr != nil || !fi.IsDir() {
+		info, lerr := st.Dataset(arg)
+		if lerr != nil {
+			return nil, fmt.Errorf("dataset %q is neither a folder nor a dataset id in the workspace: %w", arg, lerr)
 		}
-		root = info.Root
+		ds, err = dataset.Reopen(info)
+	} else {
+		ds, err = dataset.Open(arg)
 	}
-	ds, err := dataset.Open(root)
 	if err != nil {
 		return nil, err
 	}
@@ -68,7 +70,7 @@ func runExport(args []string, stdout, stderr io.Writer) int {
 	link := fs.Bool("link", false, "mvtec: hard-link PNG images instead of copying them")
 	overwrite := fs.Bool("overwrite", false, "mvtec: replace the category folders of an earlier export in OUT")
 	if err := fs.Parse(args); err != nil {
-		return 2
+		return parseExit(err)
 	}
 	if fs.NArg() != 0 || *out == "" || (*format != "mvtec" && *format != "coco") {
 		fmt.Fprintln(stderr, "usage: rdre export --workspace FILE --dataset ID|PATH --out DIR [--format mvtec|coco] [--masks-only] [--link] [--overwrite]")
@@ -108,7 +110,7 @@ func runImport(args []string, stdout, stderr io.Writer) int {
 	dsArg := fs.String("dataset", "", "dataset id (see the workspace) or dataset folder")
 	gt := fs.String("gt", "", "MVTec ground_truth folder (KIND/NNN_mask.png), or a category folder that has one")
 	if err := fs.Parse(args); err != nil {
-		return 2
+		return parseExit(err)
 	}
 	if fs.NArg() != 0 || *gt == "" {
 		fmt.Fprintln(stderr, "usage: rdre import --workspace FILE --dataset ID|PATH --gt DIR")

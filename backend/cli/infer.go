@@ -12,32 +12,35 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/rdre-studio/studio/backend/imageio"
+	"github.com/rdre-studio/studio/backend/dataset"
 	"github.com/rdre-studio/studio/backend/inference"
 	"github.com/rdre-studio/studio/backend/mapio"
+	"github.com/rdre-studio/studio/shared/protocol"
 )
 
 func init() {
 	Register(Command{Name: "infer", Summary: "run a model over a dataset split, write .npy maps and scores.json", Run: runInfer})
 }
 
-// inferItem is one test image: its key "KIND/NNN" (what eval and scores.json use) and its file.
+// inferItem is one image: its key "KIND/STEM" (what eval and scores.json use) and its dataset id.
 type inferItem struct {
-	key, path string
+	key, id string
 }
 
 func runInfer(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("infer", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	model := fs.String("model", "", "ONNX model file (required)")
-	data := fs.String("data", "", "category root in MVTec layout: ROOT/SPLIT/KIND/*.png (required)")
-	split := fs.String("split", "test", "split folder under the category root")
-	out := fs.String("out", "", "output folder: OUT/KIND/NNN.npy (float32, image resolution) and OUT/scores.json (required)")
+	data := fs.String("data", "", "the dataset, any layout of `rdre eval -h` (required)")
+	split := fs.String("split", "test", "the split to run: train, validation, test, test_private, test_private_mixed")
+	layout := fs.String("layout", "", "force the dataset layout (default: detect); one of "+strings.Join(dataset.LayoutNames(), ", "))
+	out := fs.String("out", "", "output folder: OUT/KEY.npy (float32, image resolution; KEY is KIND/STEM, or CATEGORY/KIND/STEM for several categories) and OUT/scores.json (required)")
 	device := fs.String("device", "auto", "inference device: auto, cpu or cuda")
 	threads := fs.Int("threads", 0, "ONNX Runtime intra-op threads (0 = all cores)")
 	batch := fs.Int("batch", inference.DefaultBatch, "images per session run")
@@ -48,17 +51,21 @@ func runInfer(args []string, stdout, stderr io.Writer) int {
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
-		return 2
+		return parseExit(err)
 	}
 	if *model == "" || *data == "" || *out == "" || fs.NArg() > 0 {
 		fmt.Fprintln(stderr, "infer: --model, --data and --out are required, and no positional arguments")
 		fs.Usage()
 		return 2
 	}
-	items, err := listSplit(*data, *split)
+	ds, items, err := listSplit(*data, *split, *layout)
 	if err != nil {
 		fmt.Fprintf(stderr, "infer: %v\n", err)
 		return 1
+	}
+	defer ds.Close()
+	for _, w := range ds.Info().Warnings {
+		fmt.Fprintf(stderr, "infer: warning: %s\n", w)
 	}
 	lib, err := inference.LibraryPath(*ortLib)
 	if err == nil {
@@ -83,7 +90,7 @@ func runInfer(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "infer: %d/%d images, %.1f s\n", done, len(items), time.Since(start).Seconds())
 		}
 	}
-	scores, err := inferSplit(m, items, *out, info.Batch, progress)
+	scores, err := inferSplit(m, ds, items, *out, info.Batch, progress)
 	if err != nil {
 		fmt.Fprintf(stderr, "infer: %v\n", err)
 		return 1
@@ -98,63 +105,35 @@ func runInfer(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// listSplit lists ROOT/SPLIT/KIND/image files in a stable order (kind, then file name).
-func listSplit(root, split string) ([]inferItem, error) {
-	if strings.ContainsAny(split, `/\`) || split == ".." || split == "" {
-		return nil, fmt.Errorf("split %q must be a plain folder name", split)
+var knownSplits = []string{protocol.SplitTrain, protocol.SplitValidation, protocol.SplitTest, protocol.SplitTestPrivate, protocol.SplitTestPrivateMixed}
+
+// listSplit opens the dataset and lists the images of one split in key order.
+func listSplit(root, split, layout string) (*dataset.Dataset, []inferItem, error) {
+	if !slices.Contains(knownSplits, split) {
+		return nil, nil, fmt.Errorf("--split %q is not a split; the splits are %s", split, strings.Join(knownSplits, ", "))
 	}
-	dir := filepath.Join(root, split)
-	kinds, err := os.ReadDir(dir)
+	ds, err := dataset.OpenWith(root, dataset.Options{Layout: layout})
 	if err != nil {
-		return nil, fmt.Errorf("list split %s: %w (want the MVTec layout CATEGORY/%s/KIND/NNN.png)", dir, err, split)
+		return nil, nil, err
 	}
 	var items []inferItem
-	seen := map[string]string{}
-	for _, k := range kinds {
-		if !k.IsDir() {
-			continue
-		}
-		files, err := os.ReadDir(filepath.Join(dir, k.Name()))
-		if err != nil {
-			return nil, fmt.Errorf("list %s: %w", filepath.Join(dir, k.Name()), err)
-		}
-		for _, f := range files {
-			if f.IsDir() || !imageio.IsImageName(f.Name()) {
-				continue
-			}
-			stem := strings.TrimSuffix(f.Name(), filepath.Ext(f.Name()))
-			key := k.Name() + "/" + stem
-			p := filepath.Join(dir, k.Name(), f.Name())
-			if prev, dup := seen[key]; dup {
-				return nil, fmt.Errorf("two images map to %s: %s and %s", key, prev, p)
-			}
-			seen[key] = p
-			items = append(items, inferItem{key: key, path: p})
+	for _, im := range ds.Images() {
+		if im.Split == split {
+			items = append(items, inferItem{key: im.Key, id: im.ID})
 		}
 	}
 	if len(items) == 0 {
-		return nil, fmt.Errorf("no images under %s/*/ (want the MVTec layout CATEGORY/%s/KIND/NNN.png)", dir, split)
+		info := ds.Info()
+		ds.Close()
+		return nil, nil, fmt.Errorf("no %s images in %s (%s layout; splits found: %s)", split, root, info.Layout, strings.Join(info.Splits, ", "))
 	}
 	sort.Slice(items, func(i, j int) bool { return items[i].key < items[j].key })
-	return items, nil
-}
-
-func decodeImageFile(path string) (image.Image, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	img, _, err := imageio.Decode(f)
-	if err != nil {
-		return nil, fmt.Errorf("decode %s: %w", path, err)
-	}
-	return img, nil
+	return ds, items, nil
 }
 
 // inferSplit decodes batch k+1 while batch k runs (one batch ahead, so memory stays at two batches of
 // decoded images), writes each map as it comes, and returns the scores by key.
-func inferSplit(m *inference.Model, items []inferItem, out string, batch int, progress func(int)) (map[string]float64, error) {
+func inferSplit(m *inference.Model, ds *dataset.Dataset, items []inferItem, out string, batch int, progress func(int)) (map[string]float64, error) {
 	type decoded struct {
 		items []inferItem
 		imgs  []image.Image
@@ -174,7 +153,7 @@ func inferSplit(m *inference.Model, items []inferItem, out string, batch int, pr
 				wg.Add(1)
 				go func(i int) {
 					defer wg.Done()
-					d.imgs[i], errs[i] = decodeImageFile(part[i].path)
+					d.imgs[i], errs[i] = ds.Decode(part[i].id)
 				}(i)
 			}
 			wg.Wait()

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/rdre-studio/studio/backend/imageio"
 	"github.com/rdre-studio/studio/backend/inference"
 	"github.com/rdre-studio/studio/backend/mapio"
 )
@@ -100,7 +101,12 @@ func TestInfer_Run_WritesMapsAndScores(t *testing.T) {
 		if got.W != wh[0] || got.H != wh[1] {
 			t.Errorf("%s: map %dx%d, want the image's %dx%d", key, got.W, got.H, wh[0], wh[1])
 		}
-		img, err := decodeImageFile(filepath.Join(data, "test", filepath.FromSlash(key)+".png"))
+		f, err := os.Open(filepath.Join(data, "test", filepath.FromSlash(key)+".png"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		img, _, err := imageio.Decode(f)
+		f.Close()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -136,8 +142,8 @@ func TestInfer_Run_BadInput_Errors(t *testing.T) {
 		mention string
 	}{
 		{"missing flags", []string{"--model", model}, 2, "required"},
-		{"no such split", []string{"--model", model, "--data", data, "--split", "val", "--out", t.TempDir()}, 1, "MVTec layout"},
-		{"split with a slash", []string{"--model", model, "--data", data, "--split", "../x", "--out", t.TempDir()}, 1, "plain folder name"},
+		{"no such split", []string{"--model", model, "--data", data, "--split", "validation", "--out", t.TempDir()}, 1, "splits found: test"},
+		{"split with a slash", []string{"--model", model, "--data", data, "--split", "../x", "--out", t.TempDir()}, 1, "not a split"},
 		{"not a model", []string{"--model", notModel, "--data", data, "--out", t.TempDir()}, 1, "not a loadable ONNX model"},
 		{"bad device", []string{"--model", model, "--data", data, "--out", t.TempDir(), "--device", "npu"}, 1, "unknown device"},
 	}

@@ -131,7 +131,7 @@ func runReport(args []string, stdout, stderr io.Writer) int {
 	noiseJobs := fs.String("noise-jobs", "", "comma-separated job IDs of the same model with input noise: adds the robustness section")
 	gallery := fs.Int("gallery", 6, "number of worst false positives and of worst missed defects shown")
 	if err := fs.Parse(args); err != nil {
-		return 2
+		return parseExit(err)
 	}
 	if *job == "" || *out == "" || fs.NArg() > 0 || *gallery < 0 {
 		fmt.Fprintln(stderr, "usage: rdre report --workspace FILE --job ID --out FILE.{html,json,csv,md} [--compare JOB2] [--bench BENCH.json] [--noise-jobs ID,...]")
@@ -235,6 +235,9 @@ func parseStds(s string) ([]float64, error) {
 func runStudy(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 || args[0] != "noise" {
 		fmt.Fprintln(stderr, "usage: rdre study noise --workspace FILE --model M.onnx --data ROOT [--std 0.001,0.005,0.01,0.05] --out FILE.html")
+		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "-help") {
+			return 0
+		}
 		return 2
 	}
 	fs := flag.NewFlagSet("study noise", flag.ContinueOnError)
@@ -252,7 +255,7 @@ func runStudy(args []string, stdout, stderr io.Writer) int {
 	benchSeconds := fs.Float64("bench-seconds", 1, "time budget per batch size for the efficiency section's latency and throughput (0 skips it)")
 	timeout := fs.Duration("timeout", 0, "give up after this long (0 = no limit)")
 	if err := fs.Parse(args[1:]); err != nil {
-		return 2
+		return parseExit(err)
 	}
 	if *model == "" || *data == "" || *out == "" || fs.NArg() > 0 || *benchSeconds < 0 {
 		fmt.Fprintln(stderr, "usage: rdre study noise --workspace FILE --model M.onnx --data ROOT [--std 0.001,0.005,0.01,0.05] --out FILE.html")

@@ -19,6 +19,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/rdre-studio/studio/backend/dataset"
 	"github.com/rdre-studio/studio/backend/report"
 	"github.com/rdre-studio/studio/backend/server"
 	"github.com/rdre-studio/studio/backend/store"
@@ -46,7 +47,8 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var data, models listFlag
-	fs.Var(&data, "data", "dataset root (MVTec category, folder of categories, or images+masks folder); repeatable")
+	fs.Var(&data, "data", "dataset root, any layout of `rdre eval -h` (MVTec AD, AD 2, 3D-AD, LOCO, VisA, BTAD, MPDD, Magnetic-Tile, plain); repeatable")
+	layout := fs.String("layout", "", "force the layout of every --data (default: detect each); one of "+strings.Join(dataset.LayoutNames(), ", "))
 	fs.Var(&models, "model", "ONNX model file to offer for evaluation; repeatable")
 	addr := fs.String("addr", "127.0.0.1:8080", "listen address; a non-loopback address requires a token")
 	workspace := fs.String("workspace", "", "workspace file (bbolt); default "+store.DefaultPath())
@@ -55,7 +57,7 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	threads := fs.Int("threads", 0, "inference threads per session (0 = ONNX Runtime's default)")
 	ortLib := fs.String("ort-lib", "", "path of libonnxruntime.so (default $RDRE_ORT_LIB, then next to the binary)")
 	if err := fs.Parse(args); err != nil {
-		return 2
+		return parseExit(err)
 	}
 	if len(data) == 0 {
 		fmt.Fprintln(stderr, "serve: --data is required (try: make run, which uses the bundled demo dataset)")
@@ -80,7 +82,7 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	if !isLoopback(ln.Addr()) && *token == "" {
 		*token = randomToken()
 	}
-	srv, err := server.New(server.Config{Data: data, Workspace: *workspace, UI: webui.Handler(webui.Options{}), Token: *token, Logger: log})
+	srv, err := server.New(server.Config{Data: data, Layout: *layout, Workspace: *workspace, UI: webui.Handler(webui.Options{}), Token: *token, Logger: log})
 	if err != nil {
 		ln.Close()
 		fmt.Fprintf(stderr, "serve: %v\n", err)

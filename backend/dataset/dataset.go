@@ -1,28 +1,34 @@
 //go:build !js
 
-// Package dataset indexes a dataset folder and serves its files, never anything outside it.
+// Package dataset is the one reader of dataset folders: it detects the layout, indexes images, labels and
+// ground-truth masks, decodes masks by one rule and serves the files, never anything outside the root.
+// Every command that takes a dataset (serve, infer, eval, import, export, report) goes through it, so they
+// all see the same image list, labels and masks. docs/datasets.md is the user's description of the same
+// rules; the Python trainer (models/rdre/data.py) follows them for the training images.
 //
-// Layouts (detected in this order):
-//   - one MVTec AD category: root has train/ or test/; images CATEGORY/{train,test}/KIND/*, masks
-//     ground_truth/KIND/STEM_mask.* (or ground_truth/KIND/STEM.*). The category is root's base name.
-//   - a folder of MVTec AD categories (the whole MVTec AD): every sub-folder that has train/ or test/.
-//   - images + masks (the magnetic-tile set): CLASS/Imgs/x.jpg with its mask CLASS/Imgs/x.png (same stem; the
-//     PNG is the mask when another image file shares its stem). The kind is CLASS without an "MT_" prefix,
-//     "Free" is good, and an image whose mask has no defect pixel is good too (it then gets no MaskID).
-//     Every image of this layout is in the test split: the set has no separate training images.
+// Layouts (see Layouts for the folder patterns; detected in this order, forced with Options.Layout):
+// visa (split_csv/1cls.csv), a category root (mvtec2 when it has test_public/, mvtec3d when it has
+// */good/rgb or test/*/rgb, loco when a ground-truth kind folder holds folders, btad when it has train/ok or
+// test/ok, else mvtec, which MPDD shares), a folder of such categories, images+masks (CLASS/Imgs), plain
+// (good/ beside defect folders).
 //
 // Names starting with "." are skipped everywhere (version-control folders, macOS "._x.png" files,
-// temporary folders).
+// temporary folders). Image extensions match in any letter case. A mask is STEM_mask.EXT or STEM.EXT.
 //
 // Image and mask ids are slash-separated paths relative to the root. Index order is sorted by id, so
-// Images() is the same on every run. Masks follow package imageio: grey >= 128 is a defect.
+// Images() is the same on every run. Each image has a Key ("KIND/STEM", or "CATEGORY/KIND/STEM" in a
+// dataset of several categories), unique within its split: the name of its map for infer and eval.
+// Masks are decoded by imageio.DecodeMask (non-zero is a defect for lossless masks; see docs/datasets.md).
+//
+// Nothing is left out silently: every file the index skips or cannot pair is a warning in Info().Warnings,
+// and every doubt about a mask's content is a warning of Truth.
 //
 // Confinement: the root is opened as an os.Root and every file access goes through it, so ".." components,
 // absolute paths and symlinks that resolve outside the root fail in the kernel-backed lookup, not in a
 // string check. On top of that only indexed ids are served at all: Open, Decode, GroundTruth and Thumbnail
 // refuse any other id with an error wrapping ErrNotFound, and ids that try to leave the root with one
 // wrapping ErrOutsideRoot. Symlinks inside the root that resolve inside it are followed; those that
-// point outside are left out of the index (logged).
+// point outside are left out of the index (a warning).
 //
 // A Dataset is safe for concurrent use; the index is immutable after Open.
 package dataset
@@ -37,12 +43,10 @@ import (
 	"image"
 	"image/jpeg"
 	"io/fs"
-	"log/slog"
 	"os"
 	"path"
 	"path/filepath"
 	"runtime"
-	"sort"
 	"strings"
 	"sync"
 
@@ -70,8 +74,9 @@ type Dataset struct {
 	root   *os.Root
 	info   protocol.DatasetInfo
 	images []protocol.ImageInfo
-	byID   map[string]int  // image id -> index in images
-	masks  map[string]bool // indexed mask ids
+	byID   map[string]int      // image id -> index in images
+	masks  map[string]bool     // indexed mask ids
+	maskOf map[string][]string // image id -> its mask files (several for MVTec LOCO)
 
 	thumbs *lru
 	// decodeSlots bounds concurrent full-size decodes for thumbnails, so a grid of 500 tiles requested at
@@ -79,8 +84,20 @@ type Dataset struct {
 	decodeSlots chan struct{}
 }
 
-// Open indexes the dataset at root.
-func Open(root string) (*Dataset, error) {
+// Options tune Open. The zero value detects the layout.
+type Options struct {
+	// Layout forces a layout by name (one of LayoutNames); "" detects it.
+	Layout string
+}
+
+// Open indexes the dataset at root, detecting its layout.
+func Open(root string) (*Dataset, error) { return OpenWith(root, Options{}) }
+
+// OpenWith indexes the dataset at root with options.
+func OpenWith(root string, opt Options) (*Dataset, error) {
+	if opt.Layout != "" && layoutByName(opt.Layout) == nil {
+		return nil, fmt.Errorf("dataset %s: unknown layout %q (want one of %s)", root, opt.Layout, strings.Join(LayoutNames(), ", "))
+	}
 	abs, err := filepath.Abs(root)
 	if err != nil {
 		return nil, fmt.Errorf("dataset %s: %w", root, err)
@@ -93,16 +110,27 @@ func Open(root string) (*Dataset, error) {
 		root:        r,
 		byID:        map[string]int{},
 		masks:       map[string]bool{},
+		maskOf:      map[string][]string{},
 		thumbs:      newLRU(thumbCacheBytes),
 		decodeSlots: make(chan struct{}, max(1, runtime.NumCPU())),
 	}
 	name := filepath.Base(abs)
 	d.info = protocol.DatasetInfo{ID: ID(abs), Name: name, Root: abs}
-	if err := d.index(name); err != nil {
+	if err := d.index(name, opt.Layout); err != nil {
 		r.Close()
 		return nil, fmt.Errorf("index dataset %s: %w", abs, err)
 	}
 	return d, nil
+}
+
+// Reopen opens a dataset registered earlier with the layout it was indexed with, so a forced layout
+// still holds when a report or an export reopens it.
+func Reopen(info protocol.DatasetInfo) (*Dataset, error) {
+	var opt Options
+	if layoutByName(info.Layout) != nil {
+		opt.Layout = info.Layout
+	}
+	return OpenWith(info.Root, opt)
 }
 
 // ID is the dataset id of an absolute root: a slug of its base name and 8 hex digits of the SHA-256 of
@@ -142,6 +170,8 @@ func (d *Dataset) Info() protocol.DatasetInfo {
 	info := d.info
 	info.Categories = append([]string(nil), d.info.Categories...)
 	info.Kinds = append([]string(nil), d.info.Kinds...)
+	info.Splits = append([]string(nil), d.info.Splits...)
+	info.Warnings = append([]string(nil), d.info.Warnings...)
 	return info
 }
 
@@ -216,32 +246,104 @@ func (d *Dataset) Decode(id string) (image.Image, error) {
 	return img, nil
 }
 
-// GroundTruth returns the dataset's own defect mask of image id (row-major, true = defect). ok is false
-// when the image has no mask. A mask whose size differs from its image's is an error.
-func (d *Dataset) GroundTruth(id string) (mask []bool, w, h int, ok bool, err error) {
+// Truth is the dataset's own ground truth of one image.
+type Truth struct {
+	Mask []bool // row-major W*H, true = defect; nil when the image has no mask
+	W, H int
+	// Files are the mask files read (several for MVTec LOCO, whose files are each one region; Mask is their
+	// union).
+	Files []string
+	// Encoding names how the mask's values were read (imageio.Mask.Encoding).
+	Encoding string
+	// Warnings name the mask file and what is doubtful about it (empty, values of no known encoding, an
+	// image in a defect folder without a mask).
+	Warnings []string
+}
+
+// Truth decodes the ground truth of image id. A mask whose size differs from its image's is an error.
+func (d *Dataset) Truth(id string) (Truth, error) {
 	if err := checkID(id); err != nil {
-		return nil, 0, 0, false, err
+		return Truth{}, err
 	}
 	im, found := d.Image(id)
 	if !found {
-		return nil, 0, 0, false, fmt.Errorf("image %q: %w", id, ErrNotFound)
+		return Truth{}, fmt.Errorf("image %q: %w", id, ErrNotFound)
 	}
-	if im.MaskID == "" {
-		return nil, 0, 0, false, nil
+	files := d.maskOf[id]
+	var t Truth
+	if len(files) == 0 {
+		if im.Kind != protocol.KindGood && im.Kind != protocol.KindUnlabelled && im.Split == protocol.SplitTest {
+			t.Warnings = append(t.Warnings, fmt.Sprintf("image %s is in the defect folder %q but has no mask: its pixels count as normal", id, im.Kind))
+		}
+		return t, nil
 	}
-	img, err := d.Decode(im.MaskID)
-	if err != nil {
-		return nil, 0, 0, false, err
+	for _, f := range files {
+		m, err := d.decodeMask(f)
+		if err != nil {
+			return Truth{}, err
+		}
+		if im.Width != 0 && (m.W != im.Width || m.H != im.Height) {
+			return Truth{}, fmt.Errorf("mask %s is %dx%d but image %s is %dx%d", f, m.W, m.H, id, im.Width, im.Height)
+		}
+		for _, w := range m.Warnings {
+			t.Warnings = append(t.Warnings, fmt.Sprintf("mask %s: %s", f, w))
+		}
+		if t.Mask == nil {
+			t.Mask, t.W, t.H, t.Encoding = m.Pix, m.W, m.H, m.Encoding
+		} else {
+			if m.W != t.W || m.H != t.H {
+				return Truth{}, fmt.Errorf("mask %s is %dx%d but %s of the same image is %dx%d", f, m.W, m.H, files[0], t.W, t.H)
+			}
+			for i, v := range m.Pix {
+				t.Mask[i] = t.Mask[i] || v
+			}
+		}
+		t.Files = append(t.Files, f)
 	}
-	mask, w, h = imageio.BinaryMask(img)
-	if im.Width != 0 && (w != im.Width || h != im.Height) {
-		return nil, 0, 0, false, fmt.Errorf("mask %s is %dx%d but image %s is %dx%d", im.MaskID, w, h, id, im.Width, im.Height)
+	if !slicesContainsTrue(t.Mask) && im.Kind != protocol.KindGood {
+		t.Warnings = append(t.Warnings, fmt.Sprintf("mask of %s (%s) is empty: the image has no defect pixel", id, strings.Join(files, ", ")))
 	}
-	return mask, w, h, true, nil
+	return t, nil
 }
 
+func slicesContainsTrue(m []bool) bool {
+	for _, v := range m {
+		if v {
+			return true
+		}
+	}
+	return false
+}
+
+func (d *Dataset) decodeMask(id string) (imageio.Mask, error) {
+	f, err := d.root.Open(filepath.FromSlash(id))
+	if err != nil {
+		return imageio.Mask{}, fmt.Errorf("open mask %s in dataset %s: %w", id, d.info.ID, classify(err))
+	}
+	defer f.Close()
+	m, err := imageio.DecodeMask(f)
+	if err != nil {
+		return imageio.Mask{}, fmt.Errorf("decode mask %s in dataset %s: %w", id, d.info.ID, err)
+	}
+	return m, nil
+}
+
+// GroundTruth returns the dataset's own defect mask of image id (row-major, true = defect). ok is false
+// when the image has no mask. It is Truth without the warnings.
+func (d *Dataset) GroundTruth(id string) (mask []bool, w, h int, ok bool, err error) {
+	t, err := d.Truth(id)
+	if err != nil || t.Mask == nil {
+		return nil, 0, 0, false, err
+	}
+	return t.Mask, t.W, t.H, true, nil
+}
+
+// MaskFiles returns the mask files of image id (nil when it has none).
+func (d *Dataset) MaskFiles(id string) []string { return append([]string(nil), d.maskOf[id]...) }
+
 // Thumbnail returns a JPEG of image id scaled to fit size x size (aspect kept, never enlarged). Results
-// are cached in memory (LRU bounded by bytes).
+// are cached in memory (LRU bounded by bytes) and on disk (see SetThumbCache), both keyed by the source
+// file's size and modification time, so a changed file gets a new thumbnail.
 func (d *Dataset) Thumbnail(id string, size int) ([]byte, error) {
 	if size < MinThumbnail || size > MaxThumbnail {
 		return nil, fmt.Errorf("thumbnail size %d outside %d..%d", size, MinThumbnail, MaxThumbnail)
@@ -279,307 +381,6 @@ func (d *Dataset) Thumbnail(id string, size int) ([]byte, error) {
 	}
 	d.thumbs.put(key, buf.Bytes())
 	return buf.Bytes(), nil
-}
-
-// index detects the layout and fills info and images.
-func (d *Dataset) index(name string) error {
-	fsys := d.root.FS()
-	switch {
-	case isCategory(fsys, "."):
-		d.info.Layout = protocol.LayoutMVTec
-		if err := d.indexCategory(fsys, ".", name); err != nil {
-			return err
-		}
-	default:
-		entries, err := fs.ReadDir(fsys, ".")
-		if err != nil {
-			return fmt.Errorf("list root: %w", err)
-		}
-		var cats, imgsets []string
-		for _, e := range entries {
-			if hidden(e.Name()) || !d.isDir(e, e.Name()) {
-				continue
-			}
-			if isCategory(fsys, e.Name()) {
-				cats = append(cats, e.Name())
-			} else if isDirFS(fsys, path.Join(e.Name(), "Imgs")) {
-				imgsets = append(imgsets, e.Name())
-			}
-		}
-		switch {
-		case len(cats) > 0:
-			d.info.Layout = protocol.LayoutMVTec
-			for _, c := range cats {
-				if err := d.indexCategory(fsys, c, c); err != nil {
-					return err
-				}
-			}
-		case len(imgsets) > 0:
-			d.info.Layout = protocol.LayoutImagesMasks
-			d.info.Categories = []string{name}
-			for _, c := range imgsets {
-				if err := d.indexImagesMasks(fsys, c, name); err != nil {
-					return err
-				}
-			}
-		default:
-			return fmt.Errorf("no MVTec category (a folder with train/ or test/) and no images+masks class (a folder with Imgs/) found")
-		}
-	}
-	if len(d.images) == 0 {
-		return fmt.Errorf("no images found (%s layout)", d.info.Layout)
-	}
-	sort.Slice(d.images, func(a, b int) bool { return d.images[a].ID < d.images[b].ID })
-	kinds := map[string]bool{}
-	for i, im := range d.images {
-		d.byID[im.ID] = i
-		kinds[im.Kind] = true
-	}
-	d.info.Kinds = sortedKinds(kinds)
-	sort.Strings(d.info.Categories)
-	d.info.Images = len(d.images)
-	return nil
-}
-
-// sortedKinds puts good first, then the defect kinds alphabetically.
-func sortedKinds(set map[string]bool) []string {
-	var out []string
-	for k := range set {
-		if k != protocol.KindGood {
-			out = append(out, k)
-		}
-	}
-	sort.Strings(out)
-	if set[protocol.KindGood] {
-		out = append([]string{protocol.KindGood}, out...)
-	}
-	return out
-}
-
-func isDirFS(fsys fs.FS, p string) bool {
-	st, err := fs.Stat(fsys, p)
-	return err == nil && st.IsDir()
-}
-
-func isCategory(fsys fs.FS, dir string) bool {
-	return isDirFS(fsys, path.Join(dir, protocol.SplitTrain)) || isDirFS(fsys, path.Join(dir, protocol.SplitTest))
-}
-
-// isDir reports whether entry p is a directory, following a symlink only when it stays inside the root.
-func (d *Dataset) isDir(e fs.DirEntry, p string) bool {
-	if e.IsDir() {
-		return true
-	}
-	if e.Type()&fs.ModeSymlink == 0 {
-		return false
-	}
-	st, err := d.root.Stat(filepath.FromSlash(p))
-	if err != nil {
-		slog.Warn("dataset: skipping symlink", "path", p, "err", err)
-		return false
-	}
-	return st.IsDir()
-}
-
-// isFile reports whether entry p is a regular file, following a symlink only when it stays inside the root.
-func (d *Dataset) isFile(e fs.DirEntry, p string) bool {
-	if e.Type().IsRegular() {
-		return true
-	}
-	if e.Type()&fs.ModeSymlink == 0 {
-		return false
-	}
-	st, err := d.root.Stat(filepath.FromSlash(p))
-	if err != nil {
-		slog.Warn("dataset: skipping symlink", "path", p, "err", err)
-		return false
-	}
-	return st.Mode().IsRegular()
-}
-
-// imageFiles lists the image files of dir (sorted), skipping anything unreadable or leaving the root.
-func (d *Dataset) imageFiles(fsys fs.FS, dir string) ([]string, error) {
-	entries, err := fs.ReadDir(fsys, dir)
-	if err != nil {
-		return nil, fmt.Errorf("list %s: %w", dir, err)
-	}
-	var out []string
-	for _, e := range entries {
-		p := path.Join(dir, e.Name())
-		if !hidden(e.Name()) && imageio.IsImageName(e.Name()) && d.isFile(e, p) {
-			out = append(out, p)
-		}
-	}
-	return out, nil
-}
-
-func (d *Dataset) subdirs(fsys fs.FS, dir string) ([]string, error) {
-	entries, err := fs.ReadDir(fsys, dir)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("list %s: %w", dir, err)
-	}
-	var out []string
-	for _, e := range entries {
-		if !hidden(e.Name()) && d.isDir(e, path.Join(dir, e.Name())) {
-			out = append(out, e.Name())
-		}
-	}
-	return out, nil
-}
-
-// hidden names (".git", macOS "._000.png" resource forks, a generator's ".tiles.tmp-*" folder) are never
-// part of a dataset.
-func hidden(name string) bool { return strings.HasPrefix(name, ".") }
-
-func stem(p string) string {
-	b := path.Base(p)
-	return strings.TrimSuffix(b, path.Ext(b))
-}
-
-// cleanID turns an fs path of the root ("./x" never occurs; "." joins away) into an id.
-func cleanID(p string) string { return path.Clean(p) }
-
-// indexCategory indexes one MVTec category folder dir (relative to the root) named cat.
-func (d *Dataset) indexCategory(fsys fs.FS, dir, cat string) error {
-	d.info.Categories = append(d.info.Categories, cat)
-	// Masks by kind and stem: ground_truth/KIND/STEM_mask.png, or ground_truth/KIND/STEM.png.
-	masks := map[string]string{}
-	gt := path.Join(dir, "ground_truth")
-	kinds, err := d.subdirs(fsys, gt)
-	if err != nil {
-		return err
-	}
-	for _, k := range kinds {
-		files, err := d.imageFiles(fsys, path.Join(gt, k))
-		if err != nil {
-			return err
-		}
-		for _, f := range files {
-			s := strings.TrimSuffix(stem(f), "_mask")
-			masks[k+"/"+s] = cleanID(f)
-		}
-	}
-	for _, split := range []string{protocol.SplitTrain, protocol.SplitTest} {
-		sd := path.Join(dir, split)
-		kinds, err := d.subdirs(fsys, sd)
-		if err != nil {
-			return err
-		}
-		for _, k := range kinds {
-			files, err := d.imageFiles(fsys, path.Join(sd, k))
-			if err != nil {
-				return err
-			}
-			for _, f := range files {
-				im := protocol.ImageInfo{ID: cleanID(f), Category: cat, Split: split, Kind: k}
-				if m, ok := masks[k+"/"+stem(f)]; ok && split == protocol.SplitTest {
-					im.MaskID = m
-				}
-				if err := d.add(im); err != nil {
-					return err
-				}
-			}
-		}
-	}
-	return nil
-}
-
-// indexImagesMasks indexes one class folder CLASS/Imgs of the images+masks layout.
-func (d *Dataset) indexImagesMasks(fsys fs.FS, class, cat string) error {
-	dir := path.Join(class, "Imgs")
-	files, err := d.imageFiles(fsys, dir)
-	if err != nil {
-		return err
-	}
-	byStem := map[string][]string{}
-	var stems []string
-	for _, f := range files {
-		s := stem(f)
-		if _, seen := byStem[s]; !seen {
-			stems = append(stems, s)
-		}
-		byStem[s] = append(byStem[s], f)
-	}
-	kind := strings.TrimPrefix(class, "MT_")
-	if strings.EqualFold(kind, "free") {
-		kind = protocol.KindGood
-	}
-	for _, s := range stems {
-		var img, msk string
-		for _, f := range byStem[s] {
-			if strings.EqualFold(path.Ext(f), ".png") && len(byStem[s]) > 1 {
-				msk = f
-			} else {
-				img = f
-			}
-		}
-		if img == "" {
-			continue
-		}
-		im := protocol.ImageInfo{ID: cleanID(img), Category: cat, Split: protocol.SplitTest, Kind: kind}
-		if msk != "" {
-			defect, err := d.maskHasDefect(msk)
-			if err != nil {
-				return err
-			}
-			if defect {
-				im.MaskID = cleanID(msk)
-			} else {
-				im.Kind = protocol.KindGood
-			}
-		}
-		if im.MaskID == "" {
-			im.Kind = protocol.KindGood
-		}
-		if err := d.add(im); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func (d *Dataset) maskHasDefect(id string) (bool, error) {
-	f, err := d.root.Open(filepath.FromSlash(id))
-	if err != nil {
-		return false, fmt.Errorf("open mask %s: %w", id, classify(err))
-	}
-	defer f.Close()
-	img, _, err := imageio.Decode(f)
-	if err != nil {
-		return false, fmt.Errorf("decode mask %s: %w", id, err)
-	}
-	m, _, _ := imageio.BinaryMask(img)
-	for _, v := range m {
-		if v {
-			return true, nil
-		}
-	}
-	return false, nil
-}
-
-// add reads the image's size from its header and appends it. A file that is not a readable image is left
-// out with a warning rather than failing the whole dataset: real folders carry the odd broken file.
-func (d *Dataset) add(im protocol.ImageInfo) error {
-	f, err := d.root.Open(filepath.FromSlash(im.ID))
-	if err != nil {
-		slog.Warn("dataset: skipping image", "id", im.ID, "err", classify(err))
-		return nil
-	}
-	cfg, _, err := imageio.DecodeConfig(f)
-	f.Close()
-	if err != nil {
-		slog.Warn("dataset: skipping image", "id", im.ID, "err", err)
-		return nil
-	}
-	im.Width, im.Height = cfg.Width, cfg.Height
-	d.images = append(d.images, im)
-	if im.MaskID != "" {
-		d.masks[im.MaskID] = true
-	}
-	return nil
 }
 
 // lru is a byte-bounded least-recently-used cache.

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"image"
+	"slices"
 	"time"
 
 	"github.com/rdre-studio/studio/backend/dataset"
@@ -23,6 +24,8 @@ type loaded struct {
 	img image.Image
 	gt  truth
 	err error
+	// skip is set when the image itself cannot be read: the job reports it and goes on without it.
+	skip error
 }
 
 func (r *Runner) execute(ctx context.Context, j *run) {
@@ -45,7 +48,9 @@ func (r *Runner) execute(ctx context.Context, j *run) {
 	if j.rec.Info.MaskVersions == nil {
 		j.rec.Info.MaskVersions = map[string]int{}
 	}
+	j.rec.Info.Warnings, j.rec.Info.Skipped = nil, 0
 	j.mu.Unlock()
+	j.warn(ds.Info().Warnings...)
 	r.broadcastProgress(j, nil)
 
 	// Images already scored and cached are re-added from the workspace, not recomputed.
@@ -76,6 +81,7 @@ func (r *Runner) execute(ctx context.Context, j *run) {
 			j.rec.Info.MaskVersions[im.ID] = gt.ver
 		}
 		j.mu.Unlock()
+		j.warn(gt.warnings...)
 	}
 	if len(todo) == 0 {
 		r.finish(j, nil)
@@ -131,6 +137,14 @@ func (r *Runner) execute(ctx context.Context, j *run) {
 				r.finish(j, l.err)
 				return
 			}
+			if l.skip != nil {
+				j.mu.Lock()
+				j.rec.Info.Skipped++
+				j.mu.Unlock()
+				j.warn(fmt.Sprintf("image %s skipped: %v", l.im.ID, l.skip))
+				r.log.Warn("job: image skipped", "job", info.ID, "image", l.im.ID, "err", l.skip)
+				continue
+			}
 			group = append(group, l)
 		}
 		if len(group) == 0 {
@@ -171,6 +185,7 @@ func (r *Runner) execute(ctx context.Context, j *run) {
 				j.rec.Info.MaskVersions[l.im.ID] = l.gt.ver
 			}
 			j.mu.Unlock()
+			j.warn(l.gt.warnings...)
 		}
 		j.mu.Lock()
 		j.rec.Scores = append(j.rec.Scores, fresh...)
@@ -203,7 +218,8 @@ func (r *Runner) drain(ch <-chan loaded) {
 func (r *Runner) load(ds *dataset.Dataset, info protocol.JobInfo, im protocol.ImageInfo) loaded {
 	img, err := ds.Decode(im.ID)
 	if err != nil {
-		return loaded{im: im, err: fmt.Errorf("decode %s: %w", im.ID, err)}
+		// One unreadable file (truncated, not an image) must not end an evaluation of hundreds.
+		return loaded{im: im, skip: err}
 	}
 	if info.NoiseStd > 0 {
 		img = addNoise(img, info.NoiseStd, info.ID+"/"+im.ID)
@@ -251,6 +267,9 @@ func (r *Runner) finish(j *run, err error) {
 			j.rec.Info.Error = fmt.Sprintf("final metrics: %v", ferr)
 			j.mu.Unlock()
 		} else {
+			j.mu.Lock()
+			res.Warnings = append(res.Warnings, j.rec.Info.Warnings...)
+			j.mu.Unlock()
 			result, _ = json.Marshal(res)
 			if perr := r.st.PutResult(j.rec.Info.ID, result); perr != nil {
 				r.log.Error("store result", "job", j.rec.Info.ID, "err", perr)
@@ -290,4 +309,18 @@ func (r *Runner) broadcastMetrics(j *run) {
 	}
 	env, _ := protocol.New("", protocol.TypeJobMetrics, protocol.JobMetrics{Job: j.rec.Info.ID, Partial: true, Result: raw})
 	r.srv.Broadcast(env)
+}
+
+// warn adds warnings to the job once each.
+func (j *run) warn(ws ...string) {
+	if len(ws) == 0 {
+		return
+	}
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	for _, w := range ws {
+		if !slices.Contains(j.rec.Info.Warnings, w) {
+			j.rec.Info.Warnings = append(j.rec.Info.Warnings, w)
+		}
+	}
 }

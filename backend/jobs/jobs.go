@@ -367,8 +367,12 @@ func (r *Runner) selectImages(ds *dataset.Dataset, info protocol.JobInfo) []prot
 	return out
 }
 
-// MetricKey is the image's key in metric tables and in `rdre infer`/`eval` files: "KIND/NNN".
+// MetricKey is the image's key in metric tables and in `rdre infer`/`eval` files: "KIND/STEM" (with the
+// category first in a dataset of several).
 func MetricKey(im protocol.ImageInfo) string {
+	if im.Key != "" {
+		return im.Key // the dataset's key: the same name infer and eval use
+	}
 	base := path.Base(im.ID)
 	return im.Kind + "/" + strings.TrimSuffix(base, path.Ext(base))
 }
@@ -379,6 +383,8 @@ type truth struct {
 	label int    // 0 good, 1 defect
 	kind  string // effective defect type, for the per-kind metrics
 	ver   int    // workspace mask version used; 0 = the dataset's own ground truth
+	// warnings about the dataset's mask (missing, empty, unknown encoding); none for workspace masks.
+	warnings []string
 }
 
 // groundTruth returns the truth of im for this job. With workspace masks, a drawn mask overrides the
@@ -400,16 +406,13 @@ func (r *Runner) groundTruth(ds *dataset.Dataset, info protocol.JobInfo, im prot
 			return truth{}, fmt.Errorf("workspace mask of %s: %w", im.ID, err)
 		}
 	}
-	gt, _, _, has, err := ds.GroundTruth(im.ID)
+	gt, err := ds.Truth(im.ID)
 	if err != nil {
 		return truth{}, fmt.Errorf("ground truth of %s: %w", im.ID, err)
 	}
-	t := truth{kind: im.Kind}
+	t := truth{kind: im.Kind, mask: gt.Mask, warnings: gt.Warnings}
 	if im.Kind != protocol.KindGood {
 		t.label = 1
-	}
-	if has {
-		t.mask = gt
 	}
 	return t, nil
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/rdre-studio/studio/backend/dataset/datasettest"
 	"github.com/rdre-studio/studio/backend/inference"
 	"github.com/rdre-studio/studio/backend/internal/testenv"
 	"github.com/rdre-studio/studio/backend/metrics"
@@ -34,11 +36,17 @@ type env struct {
 // start opens a server and a runner on workspace ws (a real bbolt file) over the demo dataset.
 func start(t *testing.T, ws string) *env {
 	t.Helper()
+	return startOn(t, ws, testenv.Demo(t))
+}
+
+// startOn is start over the dataset at root.
+func startOn(t *testing.T, ws, root string) *env {
+	t.Helper()
 	if err := inference.Init(testenv.ORTLibrary(t)); err != nil {
 		t.Fatal(err)
 	}
 	modelPath := testenv.SmallModel(t)
-	srv, err := server.New(server.Config{Data: []string{testenv.Demo(t)}, Workspace: ws})
+	srv, err := server.New(server.Config{Data: []string{root}, Workspace: ws})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -345,5 +353,48 @@ func TestRunner_Start_WorkspaceMasks(t *testing.T) {
 				t.Errorf("cleared defect image: %+v", s)
 			}
 		}
+	}
+}
+
+// TestRunner_Job_UnreadableImageSkipped: a truncated PNG (its header reads, its pixels do not) in the test
+// split is skipped and reported by name in the job and its result; the other images are evaluated.
+func TestRunner_Job_UnreadableImageSkipped(t *testing.T) {
+	fx, err := datasettest.Write(t.TempDir(), "mvtec")
+	if err != nil {
+		t.Fatal(err)
+	}
+	good, err := os.ReadFile(filepath.Join(fx.Root, "test/good/000.png"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Cut inside the image data: the IHDR chunk (bytes 8..33) stays whole, so only decoding fails.
+	broken := "test/good/005.png"
+	if err := os.WriteFile(filepath.Join(fx.Root, broken), good[:len(good)/2], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	e := startOn(t, filepath.Join(t.TempDir(), "ws.db"), fx.Root)
+	defer e.stop()
+	c := e.dial(t)
+	c.send("j", protocol.TypeJobStart, protocol.JobStartRequest{Dataset: e.dsID, Model: e.model.SHA256})
+	frames := c.until(protocol.TypeJobDone)
+	done := decode[protocol.JobState](t, frames[len(frames)-1])
+	tests := len(fx.Split(protocol.SplitTest))
+	if done.Job.State != protocol.JobDone || done.Job.Skipped != 1 || done.Job.Done != tests || done.Job.Total != tests+1 {
+		t.Fatalf("job: state %s error %q, done %d skipped %d of %d; want done with %d evaluated and 1 skipped",
+			done.Job.State, done.Job.Error, done.Job.Done, done.Job.Skipped, done.Job.Total, tests)
+	}
+	if !strings.Contains(strings.Join(done.Job.Warnings, "\n"), broken) {
+		t.Errorf("job warnings %q do not name %s", done.Job.Warnings, broken)
+	}
+	var res sm.Result
+	if err := json.Unmarshal(done.Result, &res); err != nil {
+		t.Fatal(err)
+	}
+	if res.Counts.Images != tests || !strings.Contains(strings.Join(res.Warnings, "\n"), broken) {
+		t.Errorf("result: %d images, warnings %q", res.Counts.Images, res.Warnings)
+	}
+	// The image without a mask in a defect folder is a warning too.
+	if !strings.Contains(strings.Join(res.Warnings, "\n"), "test/scratch/002.png") {
+		t.Errorf("result warnings %q do not name the defect image without a mask", res.Warnings)
 	}
 }

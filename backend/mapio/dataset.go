@@ -15,59 +15,59 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/rdre-studio/studio/backend/imageio"
+	"github.com/rdre-studio/studio/backend/dataset"
 	"github.com/rdre-studio/studio/backend/metrics"
+	"github.com/rdre-studio/studio/shared/protocol"
 )
-
-// GoodKind is the test folder of defect-free images.
-const GoodKind = "good"
 
 // mapExts are tried in this order for the map of a test image.
 var mapExts = []string{".npy", ".tiff", ".tif"}
 
-// LoadEval loads an evaluation set in MVTec AD layout: gtRoot is a category root (test/KIND/NNN.png,
-// ground_truth/KIND/NNN_mask.png, a missing mask meaning all normal), mapsRoot mirrors test/ with one map
-// per test image (KIND/NNN.npy, .tiff or .tif). scoresPath, when not empty, is a JSON object
-// {"KIND/NNN": score} giving every image's score. Labels come from the folder: good is 0, any other 1.
-// Every error names the file it is about; maps with no test image are reported as warnings.
-func LoadEval(mapsRoot, gtRoot, scoresPath string) ([]metrics.Image, []string, error) {
-	testDir := filepath.Join(gtRoot, "test")
-	kinds, err := os.ReadDir(testDir)
+// EvalOptions tune LoadEval. The zero value reads the test split of a detected layout.
+type EvalOptions struct {
+	Layout string // forces the dataset layout (dataset.LayoutNames); "" detects it
+	Split  string // the split to evaluate; "" is test
+}
+
+// LoadEval loads an evaluation set: gtRoot is a dataset of any layout package dataset reads, mapsRoot holds
+// one map per image of the split, named by the image's key (KIND/STEM.npy, .tiff or .tif; CATEGORY/KIND/STEM
+// in a dataset of several categories), as `rdre infer` writes them. scoresPath, when not empty, is a JSON
+// object {"KEY": score} giving every image's score. Labels: good is 0, any other kind 1; unlabelled images
+// (MVTec AD 2's private splits) are refused. float64 maps keep their precision (metrics.Image.Map64).
+//
+// The warnings name every file that is doubtful or left out: the dataset's index warnings, images of a
+// defect kind without a mask, empty masks, masks of no known encoding, maps that belong to no image. Every
+// error names the file it is about.
+func LoadEval(mapsRoot, gtRoot, scoresPath string, opt EvalOptions) ([]metrics.Image, []string, error) {
+	ds, err := dataset.OpenWith(gtRoot, dataset.Options{Layout: opt.Layout})
 	if err != nil {
 		return nil, nil, fmt.Errorf("load ground truth: %w", err)
 	}
-	var images []metrics.Image
-	testPath := map[string]string{} // key -> test image, whose size a map must have when there is no mask
-	for _, k := range kinds {
-		if !k.IsDir() {
+	defer ds.Close()
+	split := opt.Split
+	if split == "" {
+		split = protocol.SplitTest
+	}
+	var infos []protocol.ImageInfo
+	for _, im := range ds.Images() {
+		if im.Split != split {
 			continue
 		}
-		files, err := os.ReadDir(filepath.Join(testDir, k.Name()))
-		if err != nil {
-			return nil, nil, fmt.Errorf("load ground truth: %w", err)
+		if im.Kind == protocol.KindUnlabelled {
+			return nil, nil, fmt.Errorf("load ground truth: image %s of split %s has no label; only labelled splits can be evaluated", im.ID, split)
 		}
-		for _, f := range files {
-			if f.IsDir() || !imageio.IsImageName(f.Name()) {
-				continue
-			}
-			stem := strings.TrimSuffix(f.Name(), filepath.Ext(f.Name()))
-			label := 1
-			if k.Name() == GoodKind {
-				label = 0
-			}
-			key := k.Name() + "/" + stem
-			if _, dup := testPath[key]; dup {
-				return nil, nil, fmt.Errorf("load ground truth: two test images for %s in %s", key, filepath.Join(testDir, k.Name()))
-			}
-			testPath[key] = filepath.Join(testDir, k.Name(), f.Name())
-			images = append(images, metrics.Image{Key: key, Kind: k.Name(), Label: label})
+		infos = append(infos, im)
+	}
+	if len(infos) == 0 {
+		return nil, nil, fmt.Errorf("load ground truth: no %s images in %s (%s layout; splits found: %s)", split, gtRoot, ds.Info().Layout, strings.Join(ds.Info().Splits, ", "))
+	}
+	images := make([]metrics.Image, len(infos))
+	for i, im := range infos {
+		images[i] = metrics.Image{Key: im.Key, Kind: im.Kind}
+		if im.Kind != protocol.KindGood {
+			images[i].Label = 1
 		}
 	}
-	if len(images) == 0 {
-		return nil, nil, fmt.Errorf("load ground truth: no test images under %s", testDir)
-	}
-	slices.SortFunc(images, func(a, b metrics.Image) int { return strings.Compare(a.Key, b.Key) })
-
 	if scoresPath != "" {
 		if err := loadScores(scoresPath, images); err != nil {
 			return nil, nil, err
@@ -76,6 +76,7 @@ func LoadEval(mapsRoot, gtRoot, scoresPath string) ([]metrics.Image, []string, e
 
 	// Maps and masks are decoded on all cores; each image writes only its own slot.
 	errs := make([]error, len(images))
+	warns := make([][]string, len(images))
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, runtime.GOMAXPROCS(0))
 	for i := range images {
@@ -84,21 +85,25 @@ func LoadEval(mapsRoot, gtRoot, scoresPath string) ([]metrics.Image, []string, e
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			errs[i] = loadOne(mapsRoot, gtRoot, testPath[images[i].Key], &images[i])
+			warns[i], errs[i] = loadOne(ds, mapsRoot, infos[i], &images[i])
 		}()
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
 		return nil, nil, err
 	}
-	warnings, err := extraMaps(mapsRoot, images)
+	warnings := ds.Info().Warnings
+	for _, w := range warns {
+		warnings = append(warnings, w...)
+	}
+	extra, err := extraMaps(mapsRoot, images)
 	if err != nil {
 		return nil, nil, err
 	}
-	return images, warnings, nil
+	return images, append(warnings, extra...), nil
 }
 
-func loadOne(mapsRoot, gtRoot, testImage string, img *metrics.Image) error {
+func loadOne(ds *dataset.Dataset, mapsRoot string, im protocol.ImageInfo, img *metrics.Image) ([]string, error) {
 	var mpath string
 	for _, ext := range mapExts {
 		p := filepath.Join(mapsRoot, filepath.FromSlash(img.Key)+ext)
@@ -108,46 +113,30 @@ func loadOne(mapsRoot, gtRoot, testImage string, img *metrics.Image) error {
 		}
 	}
 	if mpath == "" {
-		return fmt.Errorf("image %s: no map %s.{npy,tiff,tif}", img.Key, filepath.Join(mapsRoot, filepath.FromSlash(img.Key)))
+		return nil, fmt.Errorf("image %s (%s): no map %s.{npy,tiff,tif}", img.Key, im.ID, filepath.Join(mapsRoot, filepath.FromSlash(img.Key)))
 	}
 	m, err := ReadFile(mpath)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if err := m.CheckFinite(); err != nil {
-		return fmt.Errorf("map %s: %w", mpath, err)
+		return nil, fmt.Errorf("map %s: %w", mpath, err)
 	}
-	img.W, img.H, img.Map = m.W, m.H, m.Data
-	kind, stem, _ := strings.Cut(img.Key, "/")
-	for _, ext := range []string{".png", ".bmp", ".tif", ".tiff", ".jpg", ".jpeg"} {
-		p := filepath.Join(gtRoot, "ground_truth", kind, stem+"_mask"+ext)
-		if _, err := os.Stat(p); err != nil {
-			continue
-		}
-		mask, w, h, err := ReadMaskFile(p)
-		if err != nil {
-			return err
-		}
-		if w != m.W || h != m.H {
-			return fmt.Errorf("map %s is %dx%d but its mask %s is %dx%d", mpath, m.W, m.H, p, w, h)
-		}
-		img.Mask = mask
-		return nil
+	if m.W != im.Width || m.H != im.Height {
+		return nil, fmt.Errorf("map %s is %dx%d but its image %s is %dx%d", mpath, m.W, m.H, im.ID, im.Width, im.Height)
 	}
-	// No mask: all normal, at the size of the test image (only its header is read).
-	f, err := os.Open(testImage)
+	img.W, img.H = m.W, m.H
+	if m.Data64 != nil {
+		img.Map64 = m.Data64
+	} else {
+		img.Map = m.Data
+	}
+	t, err := ds.Truth(im.ID)
 	if err != nil {
-		return fmt.Errorf("image %s: %w", img.Key, err)
+		return nil, err
 	}
-	defer f.Close()
-	cfg, _, err := imageio.DecodeConfig(f)
-	if err != nil {
-		return fmt.Errorf("test image %s: %w", testImage, err)
-	}
-	if cfg.Width != m.W || cfg.Height != m.H {
-		return fmt.Errorf("map %s is %dx%d but its test image %s is %dx%d (and it has no mask)", mpath, m.W, m.H, testImage, cfg.Width, cfg.Height)
-	}
-	return nil
+	img.Mask = t.Mask
+	return t.Warnings, nil
 }
 
 func loadScores(path string, images []metrics.Image) error {

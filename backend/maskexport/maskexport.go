@@ -629,11 +629,14 @@ func ImportMVTec(ds *dataset.Dataset, st *store.Store, gtDir string) (Summary, e
 		}
 		used := false
 		for _, f := range files {
-			if !f.Type().IsRegular() || !imageio.IsImageName(f.Name()) {
+			if !f.Type().IsRegular() || !imageio.IsImageName(f.Name()) || strings.HasPrefix(f.Name(), ".") {
 				continue
 			}
 			rel := path.Join(k.Name(), f.Name())
-			s := strings.TrimSuffix(stemOf(f.Name()), "_mask")
+			s := stemOf(f.Name())
+			if len(s) > 5 && strings.EqualFold(s[len(s)-5:], "_mask") {
+				s = s[:len(s)-5]
+			}
 			im, ok := pick(byKindStem[key{k.Name(), s}])
 			if !ok {
 				im, ok = pick(byStem[s])
@@ -711,10 +714,11 @@ func readMask(root *os.Root, rel string) ([]bool, int, int, error) {
 		return nil, 0, 0, err
 	}
 	defer f.Close()
-	img, _, err := imageio.Decode(f)
+	// The same mask rule as the dataset's own masks (imageio.DecodeMask), so an imported folder reads as
+	// `rdre eval` would read it.
+	m, err := imageio.DecodeMask(f)
 	if err != nil {
 		return nil, 0, 0, err
 	}
-	bin, w, h := imageio.BinaryMask(img)
-	return bin, w, h, nil
+	return m.Pix, m.W, m.H, nil
 }

@@ -51,7 +51,7 @@ func loadVector(t *testing.T, name string, withScores bool) ([]metrics.Image, ex
 	if withScores {
 		scores = filepath.Join(dir, "scores.json")
 	}
-	images, _, err := mapio.LoadEval(filepath.Join(dir, "maps", exp.Category, "test"), filepath.Join(dir, "data", exp.Category), scores)
+	images, _, err := mapio.LoadEval(filepath.Join(dir, "maps", exp.Category, "test"), filepath.Join(dir, "data", exp.Category), scores, mapio.EvalOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -92,7 +92,7 @@ func Load(st *store.Store, jobID string) (*Loaded, error) {
 		in.Fingerprint = Fingerprint{Method: FingerprintMethod, Error: "the dataset is not registered in this workspace"}
 		return l, nil
 	}
-	ds, err := dataset.Open(in.Dataset.Root)
+	ds, err := dataset.Reopen(in.Dataset)
 	if err != nil {
 		in.Fingerprint = Fingerprint{Method: FingerprintMethod, Error: err.Error()}
 		return l, nil

@@ -26,8 +26,10 @@ import (
 
 // Config configures a Server.
 type Config struct {
-	// Data lists dataset roots (an MVTec category, a folder of categories, or an images+masks folder).
+	// Data lists dataset roots, of any layout package dataset reads.
 	Data []string
+	// Layout forces the layout of every dataset in Data ("" detects each one).
+	Layout string
 	// Workspace is the bbolt file; it is created when missing.
 	Workspace string
 	// UI serves the pages of the go-app front end; nil serves a plain notice.
@@ -89,9 +91,12 @@ func New(cfg Config) (*Server, error) {
 
 // AddDataset indexes root and registers it in the workspace.
 func (s *Server) AddDataset(root string) error {
-	ds, err := dataset.Open(root)
+	ds, err := dataset.OpenWith(root, dataset.Options{Layout: s.cfg.Layout})
 	if err != nil {
 		return fmt.Errorf("open dataset %s: %w", root, err)
+	}
+	for _, w := range ds.Info().Warnings {
+		s.log.Warn("dataset", "root", root, "warning", w)
 	}
 	info := ds.Info()
 	if _, dup := s.datasets[info.ID]; dup {

@@ -92,6 +92,11 @@ type JobInfo struct {
 	// MaskVersions records, per image, which workspace mask version the evaluation used (absent: the
 	// dataset's own mask or none). Reports cite it.
 	MaskVersions map[string]int `json:"maskVersions,omitempty"`
+	// Warnings name every file the job doubted or left out: the dataset's index warnings, images without
+	// a mask in a defect folder, empty masks, masks of no known encoding, images that could not be read
+	// (skipped: the job goes on without them and Skipped counts them).
+	Warnings []string `json:"warnings,omitempty"`
+	Skipped  int      `json:"skipped,omitempty"`
 }
 
 // JobsReply is the payload of TypeJobs.
@@ -102,7 +107,7 @@ type JobsReply struct {
 // ImageScore is one evaluated image.
 type ImageScore struct {
 	Image string  `json:"image"` // image ID
-	Key   string  `json:"key"`   // "KIND/NNN"
+	Key   string  `json:"key"`   // the dataset's key: "KIND/STEM" or "CATEGORY/KIND/STEM"
 	Kind  string  `json:"kind"`
 	Label int     `json:"label"`
 	Score float64 `json:"score"`

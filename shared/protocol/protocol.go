@@ -93,23 +93,41 @@ type DatasetInfo struct {
 	ID         string   `json:"id"`
 	Name       string   `json:"name"`
 	Root       string   `json:"root"`   // absolute path on the server, shown to the user, never sent back
-	Layout     string   `json:"layout"` // LayoutMVTec or LayoutImagesMasks
+	Layout     string   `json:"layout"` // one of the Layout constants (see docs/datasets.md)
 	Categories []string `json:"categories"`
 	Kinds      []string `json:"kinds"` // defect types found (folder names), "good" first
+	Splits     []string `json:"splits,omitempty"`
 	Images     int      `json:"images"`
+	// Warnings name every file the index skipped or could not pair (an image in a defect folder without a
+	// mask, a mask without an image, an unreadable file, a duplicate key), so nothing is left out silently.
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // Dataset layouts.
 const (
-	LayoutMVTec       = "mvtec"        // CATEGORY/{train,test}/KIND/*.png + CATEGORY/ground_truth/KIND/NNN_mask.png
+	LayoutMVTec       = "mvtec"        // CATEGORY/{train,test}/KIND/*.png + CATEGORY/ground_truth/KIND/NNN_mask.png (also MPDD)
+	LayoutMVTec2      = "mvtec2"       // MVTec AD 2: train/good, validation/good, test_public/{good,bad}, test_private*
+	LayoutMVTec3D     = "mvtec3d"      // MVTec 3D-AD, RGB part: {train,validation}/good/rgb, test/KIND/{rgb,gt}
+	LayoutLOCO        = "loco"         // MVTec LOCO AD: ground_truth/KIND/NNN/000.png ... (several masks per image)
+	LayoutVisA        = "visa"         // VisA: split_csv/1cls.csv + OBJ/Data/{Images,Masks}
+	LayoutBTAD        = "btad"         // BTAD: NN/train/ok, NN/test/{ok,ko}, NN/ground_truth/ko/STEM.png
 	LayoutImagesMasks = "images+masks" // CLASS/Imgs/x.jpg + CLASS/Imgs/x.png (magnetic-tile style)
+	LayoutPlain       = "plain"        // ROOT/good, ROOT/KIND with optional masks
 )
 
 // Splits.
 const (
-	SplitTrain = "train"
-	SplitTest  = "test"
+	SplitTrain      = "train"
+	SplitValidation = "validation" // defect-free images held out from training (MVTec AD 2, 3D-AD, LOCO)
+	SplitTest       = "test"
+	// The unlabelled test splits of MVTec AD 2: inference only, never evaluated.
+	SplitTestPrivate      = "test_private"
+	SplitTestPrivateMixed = "test_private_mixed"
 )
+
+// KindUnlabelled is the kind of an image whose label the dataset does not give (MVTec AD 2's private
+// test splits).
+const KindUnlabelled = "unlabelled"
 
 // KindGood is the defect type of a defect-free image.
 const KindGood = "good"
@@ -125,8 +143,14 @@ type ImageInfo struct {
 	Kind string `json:"kind"`
 	// DatasetKind is the folder's defect type when it differs from Kind.
 	DatasetKind string `json:"datasetKind,omitempty"`
+	// Key names the image's map in `rdre infer` output and `rdre eval` input: "KIND/STEM" in a dataset of
+	// one category, "CATEGORY/KIND/STEM" when it holds several. Unique within a split.
+	Key string `json:"key,omitempty"`
 	// MaskID is the ground-truth mask's path relative to the dataset root, empty when the dataset has none.
-	MaskID string `json:"maskId,omitempty"`
+	// Where a dataset gives several mask files per image (MVTec LOCO), it is the first; MaskCount says how
+	// many there are.
+	MaskID    string `json:"maskId,omitempty"`
+	MaskCount int    `json:"maskCount,omitempty"`
 	// HasWorkspaceMask is set when the workspace holds a drawn mask for this image.
 	HasWorkspaceMask bool `json:"hasWorkspaceMask,omitempty"`
 	Width            int  `json:"width,omitempty"`
