@@ -50,6 +50,8 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	fs.Var(&data, "data", "dataset root, any layout of `rdre eval -h` (MVTec AD, AD 2, 3D-AD, LOCO, VisA, BTAD, MPDD, Magnetic-Tile, plain); repeatable")
 	layout := fs.String("layout", "", "force the layout of every --data (default: detect each); one of "+strings.Join(dataset.LayoutNames(), ", "))
 	fs.Var(&models, "model", "ONNX model file to offer for evaluation; repeatable")
+	var allowHosts listFlag
+	fs.Var(&allowHosts, "allow-host", "another name the server may be reached by (NAME or NAME:PORT), e.g. a machine name behind a proxy; repeatable. Requests naming any other Host are refused (DNS rebinding)")
 	addr := fs.String("addr", "127.0.0.1:8080", "listen address; a non-loopback address requires a token")
 	workspace := fs.String("workspace", "", "workspace file (bbolt); default "+store.DefaultPath())
 	token := fs.String("token", "", "access token; generated and printed when listening beyond loopback")
@@ -82,7 +84,7 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	if !isLoopback(ln.Addr()) && *token == "" {
 		*token = randomToken()
 	}
-	srv, err := server.New(server.Config{Data: data, Layout: *layout, Workspace: *workspace, UI: webui.Handler(webui.Options{}), Token: *token, Logger: log})
+	srv, err := server.New(server.Config{Data: data, Layout: *layout, Workspace: *workspace, UI: webui.Handler(webui.Options{}), Token: *token, Logger: log, AllowedHosts: server.HostsFor(ln.Addr(), allowHosts)})
 	if err != nil {
 		ln.Close()
 		fmt.Fprintf(stderr, "serve: %v\n", err)

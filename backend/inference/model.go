@@ -11,6 +11,7 @@ import (
 	"image"
 	"io"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -168,7 +169,9 @@ func Open(path string, opt Options) (*Model, error) {
 		info.Device, info.DeviceReason = "cuda", "auto: CUDA execution provider available"
 		if err != nil && errors.Is(err, ErrCUDAUnavailable) {
 			reason := err.Error()
-			slog.Info("inference: CUDA not usable, falling back to CPU", "model", info.Path, "reason", reason)
+			// One short sentence per process; the provider's own text is for whoever asks for debug logs.
+			cudaFallbackOnce.Do(func() { slog.Info("inference: CUDA is not available, running on the CPU") })
+			slog.Debug("inference: CUDA fallback", "model", info.Path, "reason", reason)
 			sess, err = newSession(info.Path, opt, false)
 			info.Device, info.DeviceReason = "cpu", "auto: "+reason
 		}
@@ -201,6 +204,15 @@ func inspect(path string) (Info, error) {
 	f, err := os.Open(abs)
 	if err != nil {
 		return info, fmt.Errorf("open model %s: %w", path, err)
+	}
+	// A device or a pipe (--model /dev/zero) would be read forever: only a regular file of a size ONNX can
+	// have is a model.
+	if st, err := f.Stat(); err != nil || !st.Mode().IsRegular() {
+		f.Close()
+		return info, fmt.Errorf("open model %s: %w: not a regular file", path, ErrNotONNX)
+	} else if st.Size() > MaxModelBytes {
+		f.Close()
+		return info, fmt.Errorf("open model %s: %w: %d bytes is more than the %d an ONNX file can hold", path, ErrNotONNX, st.Size(), int64(MaxModelBytes))
 	}
 	h := sha256.New()
 	n, err := io.Copy(h, f)
@@ -671,8 +683,28 @@ func (m *Model) run(input []float32, n int) (maps, rdMaps, scores []float32, err
 	if rdMaps, err = get(outs[2], OutputRD, ort.NewShape(int64(n), 1, S, S)); err != nil {
 		return nil, nil, nil, err
 	}
+	// A NaN would sort anywhere in the metrics and show as a blank heatmap: say so where it appears.
+	for _, o := range []struct {
+		name string
+		v    []float32
+		per  int
+	}{{OutputMap, maps, int(S * S)}, {OutputScor, scores, 1}, {OutputRD, rdMaps, int(S * S)}} {
+		for i, v := range o.v {
+			if v != v || math.IsInf(float64(v), 0) {
+				return nil, nil, nil, fmt.Errorf("run model %s: %w: output %s of image %d holds %v (at element %d); the model is broken or was exported wrongly", m.info.Path, ErrNonFinite, o.name, i/o.per, v, i%o.per)
+			}
+		}
+	}
 	return maps, rdMaps, scores, nil
 }
+
+// MaxModelBytes is the largest model file accepted: protobuf, ONNX's container, cannot exceed 2 GiB.
+const MaxModelBytes = 2 << 30
+
+// ErrNonFinite is wrapped when a model outputs NaN or an infinity.
+var ErrNonFinite = errors.New("model output is not finite")
+
+var cudaFallbackOnce sync.Once
 
 func absPath(p string) (string, error) {
 	if p == "" {

@@ -320,6 +320,8 @@ func TestOpen_WrongModel_Errors(t *testing.T) {
 		{"empty file", func(*testing.T) string { return empty }, ErrNotONNX, []string{"empty"}},
 		{"missing file", func(*testing.T) string { return filepath.Join(dir, "nope.onnx") }, os.ErrNotExist, []string{"nope.onnx"}},
 		{"directory", func(*testing.T) string { return dir }, nil, []string{"directory"}},
+		// A device never ends: reading it to hash it would hang serve and infer.
+		{"device that never ends", func(*testing.T) string { return "/dev/zero" }, ErrNotONNX, []string{"/dev/zero", "not a regular file"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -338,6 +340,21 @@ func TestOpen_WrongModel_Errors(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestModel_Predict_NaNOutput: a model whose map is NaN is refused at its first run with an error that
+// says so, instead of NaN scores reaching the metrics and the heatmaps.
+func TestModel_Predict_NaNOutput(t *testing.T) {
+	initORT(t)
+	m, err := Open(getFixture(t, "testdata/make_golden.py", "nan").model(), Options{Device: "cpu"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	_, err = m.Predict([]image.Image{image.NewRGBA(image.Rect(0, 0, 8, 8))})
+	if !errors.Is(err, ErrNonFinite) || !strings.Contains(err.Error(), "anomaly_map") || !strings.Contains(err.Error(), "NaN") {
+		t.Fatalf("Predict: %v, want an error naming the NaN output", err)
 	}
 }
 

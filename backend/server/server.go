@@ -16,7 +16,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
+	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/rdre-studio/studio/backend/dataset"
@@ -36,6 +39,10 @@ type Config struct {
 	UI http.Handler
 	// Token, when set, is required on every request.
 	Token string
+	// AllowedHosts, when not empty, are the only Host headers accepted ("name:port", compared without
+	// letter case): a page of another site whose name an attacker points at 127.0.0.1 (DNS rebinding)
+	// sends its own name as Host and is refused. HostsFor computes them for a listener.
+	AllowedHosts []string
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 }
@@ -177,7 +184,76 @@ func (s *Server) Handler() http.Handler {
 			http.Error(w, "RD-RE Studio: no UI handler configured", http.StatusNotFound)
 		})
 	}
-	return s.auth(mux)
+	return s.checkHost(s.auth(hardened(mux)))
+}
+
+// maxQueryBytes bounds a request's query: ids are dataset paths (at most a few hundred bytes in practice),
+// and error replies quote them, so a bound here bounds what a reply can echo.
+const maxQueryBytes = 8 << 10
+
+// hardened refuses oversized queries and marks every reply nosniff, so a text or Markdown download (a
+// report, an error quoting a file name) is never run as HTML or script by a browser.
+func hardened(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		if len(r.URL.RawQuery) > maxQueryBytes {
+			http.Error(w, fmt.Sprintf("RD-RE Studio: query longer than %d bytes", maxQueryBytes), http.StatusRequestURITooLong)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// HostsFor lists the Host headers a browser sends to a server listening on addr: for a loopback listener
+// its address, localhost, 127.0.0.1 and [::1] at its port; for one IP, that IP at its port; nil for an
+// unspecified address (0.0.0.0 or ::), where names cannot be known and the token guards the server.
+// extra are more names ("name" means the listener's port, "name:port" as given).
+func HostsFor(addr net.Addr, extra []string) []string {
+	ta, ok := addr.(*net.TCPAddr)
+	if !ok || ta.IP.IsUnspecified() {
+		return nil
+	}
+	port := strconv.Itoa(ta.Port)
+	out := []string{net.JoinHostPort(ta.IP.String(), port)}
+	if ta.IP.IsLoopback() {
+		out = append(out, "localhost:"+port, "127.0.0.1:"+port, "[::1]:"+port)
+	}
+	for _, e := range extra {
+		if _, _, err := net.SplitHostPort(e); err == nil {
+			out = append(out, e)
+		} else {
+			out = append(out, net.JoinHostPort(e, port))
+		}
+	}
+	return out
+}
+
+// checkHost refuses requests whose Host is not one of Config.AllowedHosts.
+func (s *Server) checkHost(next http.Handler) http.Handler {
+	if len(s.cfg.AllowedHosts) == 0 {
+		return next
+	}
+	allowed := map[string]bool{}
+	for _, h := range s.cfg.AllowedHosts {
+		allowed[strings.ToLower(h)] = true
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !allowed[strings.ToLower(r.Host)] {
+			s.log.Warn("request refused: unknown Host", "host", truncate(r.Host, 100), "remote", r.RemoteAddr)
+			// The Host is not echoed: the reply must not carry attacker-chosen text.
+			http.Error(w, "RD-RE Studio: this server only answers to its own address (start it with --allow-host NAME to add a name)", http.StatusMisdirectedRequest)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// truncate bounds text that came from a request before it is logged or shown.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
 }
 
 const tokenCookie = "rdre_token"

@@ -7,9 +7,11 @@ import (
 	"bytes"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -329,5 +331,85 @@ func TestServer_Export_ZipHasMasks(t *testing.T) {
 	}
 	if masks != 24 {
 		t.Fatalf("zip holds %d masks, want the demo's 24", masks)
+	}
+}
+
+// TestServer_Handler_RefusesForeignHost: with AllowedHosts from the listener (as `rdre serve` sets them), a
+// request naming another Host (a rebinding attacker's page) is refused on every route, the websocket
+// included, while the server's own names work; Origins of another scheme are refused too.
+func TestServer_Handler_RefusesForeignHost(t *testing.T) {
+	hs := httptest.NewUnstartedServer(nil)
+	s, err := New(Config{Data: []string{testenv.Demo(t)}, Workspace: filepath.Join(t.TempDir(), "ws.db"), AllowedHosts: HostsFor(hs.Listener.Addr(), []string{"studio.lan"})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs.Config.Handler = s.Handler()
+	hs.Start()
+	t.Cleanup(func() { hs.Close(); s.Close() })
+	port := hs.Listener.Addr().(*net.TCPAddr).Port
+	get := func(host, path string) int {
+		req, _ := http.NewRequest("GET", hs.URL+path, nil)
+		req.Host = host
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if strings.Contains(string(body), "evil") {
+			t.Errorf("reply echoes the Host: %q", body)
+		}
+		return resp.StatusCode
+	}
+	for _, host := range []string{"evil.example:" + strconv.Itoa(port), "evil.example", "127.0.0.1.evil.example:" + strconv.Itoa(port)} {
+		for _, p := range []string{"/api/healthz", "/api/export?dataset=x", "/ws"} {
+			if code := get(host, p); code != http.StatusMisdirectedRequest {
+				t.Errorf("Host %s %s: HTTP %d, want 421", host, p, code)
+			}
+		}
+	}
+	for _, host := range []string{"127.0.0.1:" + strconv.Itoa(port), "localhost:" + strconv.Itoa(port), "LOCALHOST:" + strconv.Itoa(port), "studio.lan:" + strconv.Itoa(port)} {
+		if code := get(host, "/api/healthz"); code != 200 {
+			t.Errorf("Host %s: HTTP %d, want 200", host, code)
+		}
+	}
+	url := "ws" + strings.TrimPrefix(hs.URL, "http") + "/ws"
+	for origin, ok := range map[string]bool{"http://" + hs.Listener.Addr().String(): true, "file://" + hs.Listener.Addr().String(): false, "null": false, "http://evil.example": false} {
+		ws, _, err := websocket.DefaultDialer.Dial(url, http.Header{"Origin": {origin}})
+		if ws != nil {
+			ws.Close()
+		}
+		if (err == nil) != ok {
+			t.Errorf("Origin %s: dial err %v, want accepted=%v", origin, err, ok)
+		}
+	}
+	if HostsFor(&net.TCPAddr{IP: net.IPv4zero, Port: 80}, nil) != nil {
+		t.Error("an unspecified listen address must not restrict Host (the token guards it)")
+	}
+}
+
+// TestServer_Handler_BoundsEchoAndNosniff: an oversized id is refused without being quoted back, and
+// every reply (errors and downloads) carries nosniff.
+func TestServer_Handler_BoundsEchoAndNosniff(t *testing.T) {
+	_, hs := newTestServer(t, "")
+	long := strings.Repeat("A", 100<<10)
+	resp, err := http.Get(hs.URL + "/api/image?dataset=x&id=" + long)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestURITooLong || len(body) > 200 {
+		t.Errorf("oversized id: HTTP %d, %d bytes back", resp.StatusCode, len(body))
+	}
+	for _, p := range []string{"/api/healthz", "/api/image?dataset=x&id=<script>"} {
+		resp, err := http.Get(hs.URL + p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.Header.Get("X-Content-Type-Options") != "nosniff" {
+			t.Errorf("%s: no nosniff header", p)
+		}
 	}
 }

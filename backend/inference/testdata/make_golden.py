@@ -18,6 +18,7 @@ ImageNet mean/std are used so a normalisation bug cannot hide behind mean = std 
   symbolic      a valid model whose output H x W are symbolic in the graph (resized to the input's
                 runtime size), as PyTorch's exporter produces for the real RD-RE
   symbolic-bad  symbolic output H x W that turn out to be S/2 at run time
+  nan           a right-shaped model whose anomaly map is NaN (a broken export)
 Run with Debian's /usr/bin/python3 (torch, onnx, numpy, PIL).
 """
 
@@ -41,8 +42,9 @@ class Tiny(nn.Module):
     """A few convolutions whose output depends on every input pixel's neighbourhood, so a shifted or
     mis-resized input changes the map."""
 
-    def __init__(self, in_ch=3, half=False, symbolic=0):
+    def __init__(self, in_ch=3, half=False, symbolic=0, nan=False):
         super().__init__()
+        self.nan = nan
         self.c1 = nn.Conv2d(in_ch, 6, 3, padding=1)
         self.c2 = nn.Conv2d(6, 1, 3, padding=1)
         self.half = half
@@ -60,6 +62,8 @@ class Tiny(nn.Module):
         rd = h.abs().mean(dim=1, keepdim=True)
         if self.half:
             rd = F.avg_pool2d(rd, 2)
+        if self.nan:
+            amap = amap * torch.sqrt(torch.tensor(-1.0))
         score = amap.flatten(1).max(dim=1).values
         return amap, score, rd
 
@@ -110,14 +114,14 @@ def main():
     ap.add_argument("--size", type=int, default=64)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--teacher", default="tiny-test", help="value of rdre.teacher (bench tests name a real one)")
-    ap.add_argument("--variant", default="", choices=["", "wrong-input", "wrong-shape", "no-metadata", "symbolic", "symbolic-bad"])
+    ap.add_argument("--variant", default="", choices=["", "wrong-input", "wrong-shape", "no-metadata", "symbolic", "symbolic-bad", "nan"])
     ap.add_argument("images", nargs="*")
     a = ap.parse_args()
 
     torch.manual_seed(a.seed)
     os.makedirs(a.out, exist_ok=True)
     symbolic = {"symbolic": 1, "symbolic-bad": 2}.get(a.variant, 0)
-    model = Tiny(in_ch=1 if a.variant == "wrong-shape" else 3, half=a.variant == "wrong-shape", symbolic=symbolic).eval()
+    model = Tiny(in_ch=1 if a.variant == "wrong-shape" else 3, half=a.variant == "wrong-shape", symbolic=symbolic, nan=a.variant == "nan").eval()
     export(model, os.path.join(a.out, "model.onnx"), a.size, a.variant, a.teacher)
 
     golden = {"images": [], "size": a.size}
