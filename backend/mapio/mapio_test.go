@@ -7,8 +7,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"image"
-	"image/png"
 	"math"
 	"os"
 	"path/filepath"
@@ -311,20 +309,6 @@ func TestReadTIFF_HostileFile_Error(t *testing.T) {
 	}
 }
 
-func TestReadMask_Decode_Threshold128(t *testing.T) {
-	g := image.NewGray(image.Rect(0, 0, 3, 1))
-	copy(g.Pix, []uint8{0, 128, 255})
-	var buf bytes.Buffer
-	png.Encode(&buf, g)
-	m, w, h, err := ReadMask(&buf)
-	if err != nil || w != 3 || h != 1 || m[0] || !m[1] || !m[2] {
-		t.Fatalf("got %v %dx%d %v", m, w, h, err)
-	}
-	if _, _, _, err := ReadMaskFile("testdata/gen.py"); err == nil {
-		t.Error("a text file decoded as a mask")
-	}
-}
-
 func FuzzReadNPY(f *testing.F) {
 	for _, name := range []string{"f4_le.npy", "f2_le.npy", "f8_fortran.npy", "f4_hw1.npy"} {
 		b, err := os.ReadFile(filepath.Join("testdata", name))
@@ -364,18 +348,3 @@ func FuzzReadTIFF(f *testing.F) {
 	})
 }
 
-func FuzzReadMask(f *testing.F) {
-	g := image.NewGray(image.Rect(0, 0, 4, 3))
-	g.Pix[5] = 255
-	var buf bytes.Buffer
-	png.Encode(&buf, g)
-	f.Add(buf.Bytes())
-	b, _ := os.ReadFile(filepath.Join("testdata", "u8.tiff"))
-	f.Add(b)
-	f.Fuzz(func(t *testing.T, b []byte) {
-		m, w, h, err := ReadMask(bytes.NewReader(b))
-		if err == nil && len(m) != w*h {
-			t.Fatalf("%dx%d mask with %d pixels", w, h, len(m))
-		}
-	})
-}
