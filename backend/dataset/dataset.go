@@ -253,6 +253,9 @@ type Truth struct {
 	// Files are the mask files read (several for MVTec LOCO, whose files are each one region; Mask is their
 	// union).
 	Files []string
+	// Parts holds each file's own mask when there are several (Parts[i] belongs to Files[i]), so that a
+	// metric that counts each file as one region (LOCO's sPRO) can; nil for a single mask file.
+	Parts [][]bool
 	// Encoding names how the mask's values were read (imageio.Mask.Encoding).
 	Encoding string
 	// Warnings name the mask file and what is doubtful about it (empty, values of no known encoding, an
@@ -288,8 +291,11 @@ func (d *Dataset) Truth(id string) (Truth, error) {
 		for _, w := range m.Warnings {
 			t.Warnings = append(t.Warnings, fmt.Sprintf("mask %s: %s", f, w))
 		}
+		if len(files) > 1 {
+			t.Parts = append(t.Parts, m.Pix)
+		}
 		if t.Mask == nil {
-			t.Mask, t.W, t.H, t.Encoding = m.Pix, m.W, m.H, m.Encoding
+			t.Mask, t.W, t.H, t.Encoding = append([]bool(nil), m.Pix...), m.W, m.H, m.Encoding
 		} else {
 			if m.W != t.W || m.H != t.H {
 				return Truth{}, fmt.Errorf("mask %s is %dx%d but %s of the same image is %dx%d", f, m.W, m.H, files[0], t.W, t.H)

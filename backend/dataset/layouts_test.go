@@ -47,6 +47,9 @@ func checkFixture(t *testing.T, d *Dataset, fx datasettest.Fixture) {
 				gi.DefectPixels++
 			}
 		}
+		if len(tr.Files) > 1 && len(tr.Parts) != len(tr.Files) {
+			t.Errorf("%s: %d mask files but %d parts", im.ID, len(tr.Files), len(tr.Parts))
+		}
 		if im.Width != datasettest.Size || im.Height != datasettest.Size {
 			t.Errorf("%s: size %dx%d", im.ID, im.Width, im.Height)
 		}
