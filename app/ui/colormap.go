@@ -4,12 +4,19 @@ import "math"
 
 // Colormaps for anomaly maps, as 256-entry lookup tables indexed by the map value scaled to 0..255.
 const (
+	cmapTurbo   = "turbo"
 	cmapViridis = "viridis"
 	cmapJet     = "jet"
 	cmapInferno = "inferno"
 )
 
-var colormapNames = []string{cmapViridis, cmapJet, cmapInferno}
+var colormapNames = []string{cmapTurbo, cmapViridis, cmapJet, cmapInferno}
+
+// turboStops are the HTML report's heatmap colours (heatStops in backend/report/gallery.go): with the
+// same scale, a score has the same colour in the editor and in the report.
+var turboStops = [...][3]float64{
+	{48, 18, 59}, {70, 134, 251}, {27, 229, 181}, {164, 252, 60}, {251, 185, 56}, {228, 68, 11}, {122, 4, 3},
+}
 
 // Polynomial fits of matplotlib's viridis and inferno (degree 6, max error about 1/255), so that the
 // wasm carries seven coefficients per channel instead of the tables.
@@ -41,6 +48,16 @@ func colormap(name string) [256][3]uint8 {
 		t := float64(i) / 255
 		var c [3]float64
 		switch name {
+		case cmapTurbo:
+			// The report's interpolation, truncating as it does.
+			p := t * float64(len(turboStops)-1)
+			j := min(len(turboStops)-2, int(p))
+			f := p - float64(j)
+			for k := range 3 {
+				a, b := turboStops[j][k], turboStops[j+1][k]
+				lut[i][k] = uint8(a + f*(b-a))
+			}
+			continue
 		case cmapJet:
 			c = [3]float64{1.5 - math.Abs(4*t-3), 1.5 - math.Abs(4*t-2), 1.5 - math.Abs(4*t-1)}
 		case cmapInferno:
@@ -67,38 +84,42 @@ func poly(p [7][3]float64, t float64) [3]float64 {
 	return c
 }
 
-// Comparison colours: true positive, false positive, false negative.
+// Comparison colours: true positive, false positive, false negative. They stay clear of the class
+// colours (the server's palette starts red, green, yellow, blue, orange; the editor's fallback is red), so
+// that the comparison drawn over the mask never reads as a class.
 var (
-	colTP = [4]uint8{46, 204, 113, 255}
-	colFP = [4]uint8{230, 57, 70, 255}
-	colFN = [4]uint8{67, 97, 238, 255}
+	colTP = [4]uint8{0, 229, 255, 255}
+	colFP = [4]uint8{255, 0, 255, 255}
+	colFN = [4]uint8{150, 110, 255, 255}
 	colGT = [4]uint8{255, 255, 255, 255}
 )
 
-// heatRGBA renders the anomaly map layer: heat is the map scaled to 0..255, labels the current mask
-// (any non-zero pixel is a defect), thr the threshold in heat units. Without compare, pixels at or
-// above thr show in the colormap and the rest stay transparent (thr 0 shows the whole map); with
-// compare, the thresholded prediction is coloured against the mask as true positive, false positive
-// and false negative. The mask's contour is drawn on top in both modes.
-func heatRGBA(dst []byte, heat, labels []uint8, w, h int, lut *[256][3]uint8, thr uint8, compare bool) {
+// heatRGBA renders the anomaly map layer: heat is the map as decoded levels, labels the current mask
+// (any non-zero pixel is a defect). idx maps a level to the colormap on the job's scale and pred says
+// whether it is at or above the threshold (both in the model's units, see heatTables). Without compare,
+// pixels at or above the threshold show in the colormap and the rest stay transparent; with compare, the
+// thresholded prediction is coloured against the mask as true positive, false positive and false
+// negative. The mask's contour is drawn on top in both modes.
+func heatRGBA(dst []byte, heat, labels []uint8, w, h int, lut *[256][3]uint8, idx *[256]uint8, pred *[256]bool, compare bool) {
 	for y := 0; y < h; y++ {
 		for x := 0; x < w; x++ {
 			i := y*w + x
 			v := heat[i]
 			gt := labels[i] != 0
-			pred := v >= thr
+			p := pred[v]
 			var c [4]uint8
 			switch {
 			case gt && isContour(labels, w, h, x, y):
 				c = colGT
-			case compare && pred && gt:
+			case compare && p && gt:
 				c = colTP
-			case compare && pred:
+			case compare && p:
 				c = colFP
 			case compare && gt:
 				c = colFN
-			case !compare && pred:
-				c = [4]uint8{lut[v][0], lut[v][1], lut[v][2], 255}
+			case !compare && p:
+				k := idx[v]
+				c = [4]uint8{lut[k][0], lut[k][1], lut[k][2], 255}
 			}
 			copy(dst[i*4:i*4+4], c[:])
 		}

@@ -9,6 +9,7 @@ func TestColormap_Endpoints(t *testing.T) {
 		cmapViridis: {{68, 1, 84}, {253, 231, 37}},
 		cmapInferno: {{0, 0, 4}, {252, 255, 164}},
 		cmapJet:     {{0, 0, 128}, {128, 0, 0}},
+		cmapTurbo:   {{48, 18, 59}, {122, 4, 3}},
 	} {
 		lut := colormap(name)
 		for k, idx := range []int{0, 255} {
@@ -38,8 +39,13 @@ func TestHeatRGBA_CompareColours(t *testing.T) {
 		}
 	}
 	lut := colormap(cmapViridis)
+	var idx [256]uint8
+	var pred [256]bool
+	for i := range idx {
+		idx[i], pred[i] = uint8(i), i >= 128
+	}
 	dst := make([]byte, w*h*4)
-	heatRGBA(dst, heat, labels, w, h, &lut, 128, true)
+	heatRGBA(dst, heat, labels, w, h, &lut, &idx, &pred, true)
 	px := func(x, y int) [4]uint8 { i := (y*w + x) * 4; return [4]uint8(dst[i : i+4]) }
 	if px(2, 2) != colTP {
 		t.Errorf("hot pixel inside the mask: %v, want TP", px(2, 2))
@@ -54,7 +60,7 @@ func TestHeatRGBA_CompareColours(t *testing.T) {
 		t.Errorf("mask edge: %v, want the contour colour", px(3, 1))
 	}
 	// Without compare: hot pixels take the colormap, cold ones stay transparent.
-	heatRGBA(dst, heat, make([]uint8, w*h), w, h, &lut, 128, false)
+	heatRGBA(dst, heat, make([]uint8, w*h), w, h, &lut, &idx, &pred, false)
 	if got := px(0, 0); got != [4]uint8{lut[200][0], lut[200][1], lut[200][2], 255} {
 		t.Errorf("hot pixel without compare: %v", got)
 	}

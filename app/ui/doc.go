@@ -11,14 +11,19 @@
 //     image-grid, image-tile, editor-canvas, tool-brush, tool-eraser, tool-polygon, tool-fill, brush-size,
 //     undo, redo, class-select, save-status, heatmap-toggle, threshold-slider, compare-toggle,
 //     export-masks). save-status reads "saved" only once the server confirmed the last change was
-//     committed; its data-version attribute is the stored version it refers to.
+//     committed; its data-version attribute is the stored version it refers to. Issue 13 adds
+//     class-error (why Add failed, under the form), tool-message (why a fill did nothing),
+//     fatal-error (the "error: reload" bar: a handler panicked or the Go program died; save-status then
+//     reads "error: reload" and connection "error"), threshold-value's data-value (the threshold in the
+//     model's units) and heatmap-canvas's data-scale-lo / data-scale-hi (the job's colour scale).
 //   - The grid's evaluation panel (issues 5 and 7) carries model-select, mask-select, category-select (multi-
 //     category datasets only), noise-std, evaluate, job-cancel (while the shown job runs), job-state,
 //     job-progress ("done/total" text; data-done, data-total), job-error, live-metrics (data-state
 //     "partial" or "final"; one tr[data-metric=KEY] per metric with a metric-value cell whose data-value is
 //     the exact number, empty for null, and whose text is "—" with the warning as title when the metric is
 //     undefined), metrics-state, report-html / report-json / report-csv / report-md, compare-select and
-//     report-compare; eval-no-model replaces the controls when the server has no model. The shown job is
+//     report-compare; eval-no-model replaces the controls when the server has no model; eval-collapse
+//     folds the panel; metrics-computing shows while a job has all its maps and computes the exact metrics. The shown job is
 //     the URL's job parameter; a page that shows none follows a job another client starts on its dataset.
 //   - Job state on the page is the union of a job.get snapshot and the job.progress / job.metrics /
 //     job.done pushes, which may arrive in either order: it only moves forward (evalstate.go).

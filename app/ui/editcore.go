@@ -82,6 +82,9 @@ func (e *Editor) Load(pix []uint8) error {
 	return nil
 }
 
+// heldBytes is the memory the editor keeps: the mask, the stroke backup and the undo history.
+func (e *Editor) heldBytes() int { return len(e.Pix) + len(e.backup) + e.undoBytes }
+
 // CanUndo and CanRedo report whether there is a step to undo or redo.
 func (e *Editor) CanUndo() bool { return len(e.undo) > 0 }
 
@@ -312,15 +315,21 @@ func sortFloats(a []float64) {
 	}
 }
 
+// ErrOpenArea is returned by Fill for a region that reaches all four image borders: that is the open
+// background around the drawing, and a labeller who clicks it has missed the inside of an outline.
+var ErrOpenArea = errors.New("this area is not closed: it reaches all four image borders; fill works inside a closed outline (the image border may close one or more sides)")
+
 // Fill flood-fills the 4-connected region of pixels that share the value at (x, y) with value, as one
-// undoable edit: clicked inside a closed stroke it fills the inside and stops at the stroke.
-func (e *Editor) Fill(x, y int, value uint8) Rect {
+// undoable edit: clicked inside a closed stroke it fills the inside and stops at the stroke. A region
+// that touches all four image borders is refused with ErrOpenArea and the mask is left as it was; one
+// that touches fewer counts as closed by the border (a stroke from edge to edge around a defect there).
+func (e *Editor) Fill(x, y int, value uint8) (Rect, error) {
 	if x < 0 || y < 0 || x >= e.W || y >= e.H {
-		return Rect{}
+		return Rect{}, nil
 	}
 	target := e.Pix[y*e.W+x]
 	if target == value {
-		return Rect{}
+		return Rect{}, nil
 	}
 	e.EndStroke()
 	e.begin()
@@ -349,9 +358,15 @@ func (e *Editor) Fill(x, y int, value uint8) Rect {
 			stack = append(stack, i+e.W)
 		}
 	}
+	if r == (Rect{0, 0, e.W, e.H}) {
+		// The bounding box spans the image exactly when the region reaches every border.
+		paste(e.Pix, e.W, r, extract(e.backup, e.W, r))
+		e.inStroke = false
+		return Rect{}, ErrOpenArea
+	}
 	e.dirty = r
 	e.commit()
-	return r
+	return r, nil
 }
 
 // Clear erases the whole mask as one undoable edit.

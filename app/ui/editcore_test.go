@@ -178,8 +178,8 @@ func TestEditor_Fill_StaysInsideClosedStroke(t *testing.T) {
 		t.Fatal(err)
 	}
 	outline := e.Count()
-	r := e.Fill(30, 30, 1)
-	if e.Count() != 40*40 {
+	r, err := e.Fill(30, 30, 1)
+	if err != nil || e.Count() != 40*40 {
 		t.Fatalf("fill inside the outline: %d pixels, want %d (outline %d)", e.Count(), 40*40, outline)
 	}
 	if e.Pix[5*60+5] != 0 {
@@ -188,11 +188,39 @@ func TestEditor_Fill_StaysInsideClosedStroke(t *testing.T) {
 	if r != (Rect{12, 12, 48, 48}) {
 		t.Fatalf("dirty rect %+v", r)
 	}
-	if r := e.Fill(30, 30, 1); !r.Empty() {
+	if r, _ := e.Fill(30, 30, 1); !r.Empty() {
 		t.Fatal("filling a region with its own value changed something")
 	}
-	if r := e.Fill(-1, 3, 1); !r.Empty() {
+	if r, _ := e.Fill(-1, 3, 1); !r.Empty() {
 		t.Fatal("fill outside the image changed something")
+	}
+}
+
+func TestEditor_Fill_OpenAreaRefused(t *testing.T) {
+	e := newTestEditor(t, 40, 30)
+	if r, err := e.Fill(20, 15, 1); err != ErrOpenArea || !r.Empty() || e.Count() != 0 || e.CanUndo() {
+		t.Fatalf("fill of an empty mask: rect %+v, err %v, %d pixels, undo %v", r, err, e.Count(), e.CanUndo())
+	}
+	// A band from the left to the right border: above and below it each reach only three borders.
+	if _, err := e.FillPolygon([]Point{{0, 10}, {40, 10}, {40, 12}, {0, 12}}, 2); err != nil {
+		t.Fatal(err)
+	}
+	r, err := e.Fill(20, 3, 1)
+	if err != nil || r != (Rect{0, 0, 40, 10}) || e.Pix[3*40+20] != 1 || e.Pix[20*40+20] != 0 {
+		t.Fatalf("fill above an edge-to-edge band: rect %+v, err %v", r, err)
+	}
+	// Outside a blob the region is open: the refusal leaves every pixel and the history as they were.
+	e = newTestEditor(t, 40, 30)
+	e.BeginStroke(20, 15, 8, 3)
+	e.EndStroke()
+	before := append([]uint8(nil), e.Pix...)
+	if _, err := e.Fill(2, 2, 1); err != ErrOpenArea || e.UndoDepth() != 1 {
+		t.Fatalf("fill around a blob: %v, undo depth %d", err, e.UndoDepth())
+	}
+	for i := range before {
+		if e.Pix[i] != before[i] {
+			t.Fatalf("a refused fill changed pixel %d", i)
+		}
 	}
 }
 

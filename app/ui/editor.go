@@ -53,6 +53,8 @@ type editorState struct {
 	showHistory  bool
 	newClassName string
 	newClassCol  string
+	classErr     string // why the last Add failed, shown under the form
+	toolMsg      string // why the last tool action did nothing (a fill on an open area)
 
 	// view and pointer state, driven by raw DOM listeners
 	heat *heatState
@@ -124,10 +126,14 @@ func (s *Studio) openImage(ctx app.Context, ds, img string) {
 		}
 	}
 	if s.jobID != "" {
-		ed.heat = &heatState{job: s.jobID, on: true, cmap: cmapViridis, thr: 128, opacity: 0.6}
+		ed.heat = &heatState{job: s.jobID, on: true, cmap: cmapTurbo, opacity: 0.6}
 		if s.ed != nil && s.ed.heat != nil {
 			p := s.ed.heat
-			ed.heat.on, ed.heat.cmap, ed.heat.thr, ed.heat.compare, ed.heat.opacity = p.on, p.cmap, p.thr, p.compare, p.opacity
+			ed.heat.on, ed.heat.cmap, ed.heat.compare, ed.heat.opacity = p.on, p.cmap, p.compare, p.opacity
+			if p.job == s.jobID {
+				// The threshold is in the model's units: the same value means the same on every image.
+				ed.heat.thr, ed.heat.thrSet = p.thr, p.thrSet
+			}
 		}
 		ed.heat.lut = colormap(ed.heat.cmap)
 	}
@@ -160,13 +166,19 @@ func (s *Studio) openImage(ctx app.Context, ds, img string) {
 				s.err = fmt.Sprintf("loading mask of %s: %v", img, errM)
 				return
 			}
-			e, err := NewEditor(lbl.W, lbl.H)
-			if err == nil {
-				err = e.Load(lbl.Pix)
-			}
-			if err != nil {
-				s.err = fmt.Sprintf("opening mask of %s: %v", img, err)
-				return
+			// The editor this session had for the image, with its undo history, when the server still
+			// has what it showed.
+			e := s.edits.take(ds, img, m.Version, lbl.W, lbl.H)
+			if e == nil {
+				var err error
+				e, err = NewEditor(lbl.W, lbl.H)
+				if err == nil {
+					err = e.Load(lbl.Pix)
+				}
+				if err != nil {
+					s.err = fmt.Sprintf("opening mask of %s: %v", img, err)
+					return
+				}
 			}
 			ed.ed, ed.w, ed.h, ed.version, ed.source = e, lbl.W, lbl.H, m.Version, m.Source
 			ed.status = statusSaved
@@ -229,6 +241,7 @@ func (s *Studio) leaveImage(ctx app.Context) {
 	if ed.dirty {
 		s.saveEditor(ctx, ed)
 	}
+	s.edits.keep(ed)
 	if s.view != viewImage {
 		s.ed = nil
 	}
@@ -440,7 +453,7 @@ func (s *Studio) changed() {
 // saveEditor sends the editor's mask as a new version. Saves of one image never overlap: an edit made
 // while a save is in flight is sent when that save returns, so versions follow the order of edits.
 func (s *Studio) saveEditor(ctx app.Context, ed *editorState) {
-	if !ed.ready() || !ed.dirty || ed.saving {
+	if !ed.ready() || !ed.dirty || ed.saving || s.fatal != "" {
 		return
 	}
 	if len(ed.classes) == 0 {
@@ -569,20 +582,29 @@ func (s *Studio) goNeighbour(ctx app.Context, delta int) {
 	}
 }
 
+// createClass adds the class named in the form. Its errors show under the form: the editor's canvases
+// must not be touched by a typo.
 func (s *Studio) createClass(ctx app.Context) {
 	ed := s.ed
 	name := strings.TrimSpace(ed.newClassName)
 	if name == "" {
-		s.err = "a new class needs a name"
+		ed.classErr = "a new class needs a name"
 		return
 	}
+	for _, c := range ed.classes {
+		if strings.EqualFold(c.Name, name) {
+			ed.classErr = fmt.Sprintf("a class named %q exists", c.Name)
+			return
+		}
+	}
+	ed.classErr = ""
 	req := protocol.ClassCreateRequest{Dataset: ed.dataset, Name: name, Color: ed.newClassCol}
 	ctx.Async(func() {
 		var rep protocol.ClassesReply
 		err := request(protocol.TypeClassCreate, req, &rep)
 		ctx.Dispatch(func(ctx app.Context) {
 			if err != nil {
-				s.err = fmt.Sprintf("creating class %q: %v", name, err)
+				ed.classErr = fmt.Sprintf("creating class %q: %v", name, err)
 				return
 			}
 			ed.classes = rep.Classes
@@ -593,6 +615,10 @@ func (s *Studio) createClass(ctx app.Context) {
 				}
 			}
 			ed.newClassName = ""
+			// go-app removes an empty value attribute but leaves what the user typed in the field.
+			if in := app.Window().GetElementByID("class-name"); in.Truthy() {
+				in.Set("value", "")
+			}
 			ed.paint(Rect{0, 0, ed.w, ed.h})
 		})
 	})
@@ -660,4 +686,53 @@ func (s *Studio) revert(ctx app.Context, version int) {
 			s.loadHistory(ctx)
 		})
 	})
+}
+
+// editCache keeps the editors of the images this session opened, so that coming back to an image finds
+// its undo history. It is bounded: the least recently left images are forgotten first.
+type editCache struct {
+	order []*editorState // oldest first
+}
+
+const (
+	maxCachedEditors   = 32
+	maxCachedEditBytes = 256 << 20
+)
+
+// keep remembers the editor of an image being left.
+func (c *editCache) keep(ed *editorState) {
+	if !ed.ready() {
+		return
+	}
+	c.drop(ed.dataset, ed.image)
+	c.order = append(c.order, ed)
+	total := 0
+	for _, e := range c.order {
+		total += e.ed.heldBytes()
+	}
+	for len(c.order) > 1 && (len(c.order) > maxCachedEditors || total > maxCachedEditBytes) {
+		total -= c.order[0].ed.heldBytes()
+		c.order[0] = nil
+		c.order = c.order[1:]
+	}
+}
+
+func (c *editCache) drop(ds, img string) *editorState {
+	for i, e := range c.order {
+		if e.dataset == ds && e.image == img {
+			c.order = append(c.order[:i], c.order[i+1:]...)
+			return e
+		}
+	}
+	return nil
+}
+
+// take returns the kept editor of an image if it still shows the stored version (no other tab saved
+// since, no edit of its own unsaved), else nil: the history would describe another mask.
+func (c *editCache) take(ds, img string, version, w, h int) *Editor {
+	e := c.drop(ds, img)
+	if e == nil || e.version != version || e.dirty || e.saving || e.ed.W != w || e.ed.H != h {
+		return nil
+	}
+	return e.ed
 }

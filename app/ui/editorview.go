@@ -25,6 +25,51 @@ var shortcuts = [][2]string{
 	{"? or h", "this help"},
 }
 
+// Builders for the toolbar's repeated controls. Every go-app builder chain compiles to a long run of
+// interface calls, so one call site per kind of control keeps the wasm smaller.
+
+func button(id, label, title string, disabled bool, onClick func(ctx app.Context)) app.UI {
+	return app.Button().Attr("data-testid", id).Title("%s", title).Text(label).Disabled(disabled).
+		OnClick(func(ctx app.Context, e app.Event) { onClick(ctx) })
+}
+
+func checkbox(id, label string, checked bool, set func(bool)) app.HTMLLabel {
+	return app.Label().Class("row check").Body(
+		app.Input().Type("checkbox").Checked(checked).Attr("data-testid", id).
+			OnChange(func(ctx app.Context, e app.Event) { set(ctx.JSSrc().Get("checked").Bool()) }),
+		app.Text(" "+label),
+	)
+}
+
+// slider is a labelled integer range input; extra follows it in the row.
+func slider(label, id string, lo, hi, value int, set func(int), extra ...app.UI) app.UI {
+	return app.Label().Class("row").Body(
+		app.Text(label),
+		app.Input().Type("range").Min(lo).Max(hi).Value(value).Attr("data-testid", id).
+			OnInput(func(ctx app.Context, e app.Event) {
+				if v, err := strconv.Atoi(ctx.JSSrc().Get("value").String()); err == nil && v >= lo && v <= hi {
+					set(v)
+				}
+			}),
+		app.Range(extra).Slice(func(i int) app.UI { return extra[i] }),
+	)
+}
+
+func shown(v bool) string {
+	if v {
+		return "visible"
+	}
+	return "hidden"
+}
+
+// statusClass is the CSS class of a save status text.
+func statusClass(status string) string {
+	if status == fatalText {
+		return statusFailed
+	}
+	return status
+}
+
 func (s *Studio) renderEditor() app.UI {
 	ed := s.ed
 	if ed == nil || (ed.ed == nil && ed.status == statusLoading) {
@@ -35,6 +80,10 @@ func (s *Studio) renderEditor() app.UI {
 	}
 	info := s.imageInfo(ed.image)
 	hasGT := info != nil && info.MaskID != ""
+	gtURL := "none"
+	if hasGT {
+		gtURL = fmt.Sprintf("url(%q)", apiURL("/api/gt", "dataset", ed.dataset, "id", ed.image))
+	}
 	tool := func(id, label, key string) app.UI {
 		return app.Button().Class("tool").Class(map[bool]string{true: "active"}[ed.tool == id]).
 			Attr("data-testid", "tool-"+id).Title("%s (%s)", label, key).Text(label).
@@ -47,8 +96,26 @@ func (s *Studio) renderEditor() app.UI {
 			})
 	}
 	statusText := ed.status
+	if s.fatal != "" {
+		statusText = fatalText
+	}
 	return app.Section().Class("editor-view").Body(
 		app.Aside().Class("toolbar").Body(
+			// Save state and navigation head the toolbar and stay in view while it scrolls: on a
+			// 1280x720 screen the rest of the toolbar does not fit.
+			app.Div().Class("group head").Body(
+				app.P().Class("row").Body(
+					app.Span().Class("save-status "+statusClass(statusText)).Attr("data-testid", "save-status").
+						Attr("data-version", ed.version).Title("%s", ed.saveErr).Text(statusText),
+					app.Span().Class("muted").Text(fmt.Sprintf(" v%d · %s", ed.version, ed.source)),
+				),
+				app.Div().Class("tools nav").Body(
+					button("prev-image", "← Prev", "Previous image (← or k)", s.neighbour(-1) == "", func(ctx app.Context) { s.goNeighbour(ctx, -1) }),
+					button("next-image", "Next →", "Next image (→ or j)", s.neighbour(1) == "", func(ctx app.Context) { s.goNeighbour(ctx, 1) }),
+					button("help", "?", "Keyboard shortcuts", false, func(app.Context) { ed.help = !ed.help }),
+				),
+				app.P().Class("error-text").Hidden(ed.status != statusFailed || ed.saveErr == "").Text(ed.saveErr),
+			),
 			app.Div().Class("group").Body(
 				app.H3().Text("Tools"),
 				app.Div().Class("tools").Body(
@@ -57,33 +124,19 @@ func (s *Studio) renderEditor() app.UI {
 					tool(toolPolygon, "Polygon", "p"),
 					tool(toolFill, "Fill", "f"),
 				),
-				app.Label().Class("row").Body(
-					app.Text("Size "),
-					app.Input().Type("range").Min(1).Max(256).Value(ed.size).Attr("data-testid", "brush-size").
-						OnInput(func(ctx app.Context, e app.Event) {
-							if v, err := strconv.Atoi(ctx.JSSrc().Get("value").String()); err == nil && v > 0 {
-								ed.size = v
-							}
-						}),
-					app.Span().Class("num").Attr("data-testid", "brush-size-value").Text(ed.size),
-				),
-				app.Label().Class("row check").Body(
-					app.Input().Type("checkbox").Checked(ed.polySubtract).Attr("data-testid", "polygon-subtract").
-						OnChange(func(ctx app.Context, e app.Event) { ed.polySubtract = ctx.JSSrc().Get("checked").Bool() }),
-					app.Text(" polygon subtracts"),
-				),
+				slider("Size ", "brush-size", 1, 256, ed.size, func(v int) { ed.size = v },
+					app.Span().Class("num").Attr("data-testid", "brush-size-value").Text(ed.size)),
+				checkbox("polygon-subtract", "polygon subtracts", ed.polySubtract, func(v bool) { ed.polySubtract = v }),
+				app.P().Class("error-text").Attr("data-testid", "tool-message").Hidden(ed.toolMsg == "").Text(ed.toolMsg),
 				app.Div().Class("tools").Body(
-					app.Button().Attr("data-testid", "undo").Title("Undo (Ctrl+Z)").Text("Undo").Disabled(!ed.ed.CanUndo()).
-						OnClick(func(ctx app.Context, e app.Event) { s.undo() }),
-					app.Button().Attr("data-testid", "redo").Title("Redo (Ctrl+Shift+Z)").Text("Redo").Disabled(!ed.ed.CanRedo()).
-						OnClick(func(ctx app.Context, e app.Event) { s.redo() }),
-					app.Button().Attr("data-testid", "clear").Title("Clear the whole mask").Text("Clear").
-						OnClick(func(ctx app.Context, e app.Event) {
-							if r := ed.ed.Clear(); !r.Empty() {
-								ed.paint(r)
-								s.changed()
-							}
-						}),
+					button("undo", "Undo", "Undo (Ctrl+Z)", !ed.ed.CanUndo(), func(app.Context) { s.undo() }),
+					button("redo", "Redo", "Redo (Ctrl+Shift+Z)", !ed.ed.CanRedo(), func(app.Context) { s.redo() }),
+					button("clear", "Clear", "Clear the whole mask", false, func(app.Context) {
+						if r := ed.ed.Clear(); !r.Empty() {
+							ed.paint(r)
+							s.changed()
+						}
+					}),
 				),
 			),
 			app.Div().Class("group").Body(
@@ -107,64 +160,38 @@ func (s *Studio) renderEditor() app.UI {
 				),
 				app.Span().Class("swatch").Style("background", "rgb(%d,%d,%d)", ed.palette[ed.cls][0], ed.palette[ed.cls][1], ed.palette[ed.cls][2]),
 				app.Div().Class("row").Body(
-					app.Input().Type("text").Placeholder("new class").Value(ed.newClassName).Attr("data-testid", "class-name").
+					app.Input().Type("text").ID("class-name").Placeholder("new class").Value(ed.newClassName).Attr("data-testid", "class-name").
 						OnInput(func(ctx app.Context, e app.Event) { ed.newClassName = ctx.JSSrc().Get("value").String() }),
 					app.Input().Type("color").Value(ed.newClassCol).Attr("data-testid", "class-color").
 						OnInput(func(ctx app.Context, e app.Event) { ed.newClassCol = ctx.JSSrc().Get("value").String() }),
-					app.Button().Text("Add").Attr("data-testid", "class-add").OnClick(func(ctx app.Context, e app.Event) { s.createClass(ctx) }),
+					button("class-add", "Add", "", false, s.createClass),
 				),
+				app.P().Class("error-text").Attr("data-testid", "class-error").Hidden(ed.classErr == "").Text(ed.classErr),
 			),
 			app.Div().Class("group").Body(
 				app.H3().Text("View"),
 				app.Div().Class("tools").Body(
-					app.Button().Text("Fit").Attr("data-testid", "zoom-fit").OnClick(func(ctx app.Context, e app.Event) { ed.fit() }),
-					app.Button().Text("1:1").Attr("data-testid", "zoom-1").OnClick(func(ctx app.Context, e app.Event) { ed.actualSize() }),
-					app.Button().Text("+").Attr("data-testid", "zoom-in").OnClick(func(ctx app.Context, e app.Event) { ed.zoomCenter(1.25) }),
-					app.Button().Text("−").Attr("data-testid", "zoom-out").OnClick(func(ctx app.Context, e app.Event) { ed.zoomCenter(0.8) }),
+					button("zoom-fit", "Fit", "Fit (0)", false, func(app.Context) { ed.fit() }),
+					button("zoom-1", "1:1", "Actual size (a)", false, func(app.Context) { ed.actualSize() }),
+					button("zoom-in", "+", "Zoom in (+)", false, func(app.Context) { ed.zoomCenter(1.25) }),
+					button("zoom-out", "−", "Zoom out (-)", false, func(app.Context) { ed.zoomCenter(0.8) }),
 					app.Span().ID("zoom-label").Class("num").Text(fmt.Sprintf("%.0f%%", ed.zoom*100)),
 				),
-				app.Label().Class("row").Body(
-					app.Text("Mask opacity "),
-					app.Input().Type("range").Min(0).Max(100).Value(int(ed.opacity*100)).Attr("data-testid", "mask-opacity").
-						OnInput(func(ctx app.Context, e app.Event) {
-							if v, err := strconv.Atoi(ctx.JSSrc().Get("value").String()); err == nil {
-								ed.opacity = float64(v) / 100
-							}
-						}),
-				),
-				app.Label().Class("row check").Body(
-					app.Input().Type("checkbox").Checked(ed.showMask).Attr("data-testid", "mask-toggle").
-						OnChange(func(ctx app.Context, e app.Event) { ed.showMask = ctx.JSSrc().Get("checked").Bool() }),
-					app.Text(" mask (m)"),
-				),
-				app.If(hasGT, func() app.UI {
-					return app.Label().Class("row check").Body(
-						app.Input().Type("checkbox").Checked(ed.showGT).Attr("data-testid", "gt-toggle").
-							OnChange(func(ctx app.Context, e app.Event) { ed.showGT = ctx.JSSrc().Get("checked").Bool() }),
-						app.Text(" dataset ground truth (g)"),
-					)
-				}),
+				slider("Mask opacity ", "mask-opacity", 0, 100, int(ed.opacity*100), func(v int) { ed.opacity = float64(v) / 100 }),
+				checkbox("mask-toggle", "mask (m)", ed.showMask, func(v bool) { ed.showMask = v }),
+				checkbox("gt-toggle", "dataset ground truth (g)", ed.showGT, func(v bool) { ed.showGT = v }).Hidden(!hasGT),
 			),
 			s.renderHeatControls(),
 			app.Div().Class("group").Body(
 				app.H3().Text("Mask"),
-				app.P().Class("row").Body(
-					app.Span().Class("save-status "+statusText).Attr("data-testid", "save-status").
-						Attr("data-version", ed.version).Title("%s", ed.saveErr).Text(statusText),
-					app.Span().Class("muted").Text(fmt.Sprintf(" v%d · %s", ed.version, ed.source)),
-				),
-				app.If(ed.status == statusFailed && ed.saveErr != "", func() app.UI {
-					return app.P().Class("error-text").Text(ed.saveErr)
-				}),
 				app.Div().Class("tools").Body(
-					app.Button().Text("History").Attr("data-testid", "history").OnClick(func(ctx app.Context, e app.Event) {
+					button("history", "History", "", false, func(ctx app.Context) {
 						ed.showHistory = !ed.showHistory
 						if ed.showHistory {
 							s.loadHistory(ctx)
 						}
 					}),
-					app.A().Class("button").Attr("data-testid", "export-masks").
-						Href(apiURL("/api/export", "dataset", ed.dataset)).Attr("download", "").Text("Export"),
+					exportLink(ed.dataset, "Export"),
 				),
 				app.If(ed.showHistory, func() app.UI {
 					return app.Ol().Class("history").Attr("data-testid", "history-list").Body(
@@ -180,33 +207,21 @@ func (s *Studio) renderEditor() app.UI {
 					)
 				}),
 			),
-			app.Div().Class("group nav").Body(
-				app.Button().Text("← Previous").Attr("data-testid", "prev-image").Disabled(s.neighbour(-1) == "").
-					OnClick(func(ctx app.Context, e app.Event) { s.goNeighbour(ctx, -1) }),
-				app.Button().Text("Next →").Attr("data-testid", "next-image").Disabled(s.neighbour(1) == "").
-					OnClick(func(ctx app.Context, e app.Event) { s.goNeighbour(ctx, 1) }),
-				app.Button().Text("?").Title("Keyboard shortcuts").Attr("data-testid", "help").
-					OnClick(func(ctx app.Context, e app.Event) { ed.help = !ed.help }),
-			),
 		),
 		app.Div().ID("viewport").Class("viewport").Body(
+			// Every layer is always rendered, in a fixed order, and hidden with CSS: go-app reuses elements
+			// by position, so a layer that came and went would hand its canvas (and its pixels, opacity
+			// and toggle) to the next one.
 			app.Div().ID("stage").Class("stage").Style("width", "%dpx", ed.w).Style("height", "%dpx", ed.h).Body(
 				app.Img().ID("editor-image").Class("layer").Alt(ed.image).Attr("draggable", "false").
 					Src(apiURL("/api/image", "dataset", ed.dataset, "id", ed.image)),
-				app.If(ed.heat != nil, func() app.UI {
-					h := ed.heat
-					return app.Canvas().ID("heat-canvas").Class("layer heat").Attr("data-testid", "heatmap-canvas").
-						Width(ed.w).Height(ed.h).Style("opacity", "%.2f", h.opacity).
-						Style("visibility", "%s", map[bool]string{true: "visible", false: "hidden"}[h.on && h.ready()])
-				}),
-				app.If(hasGT && ed.showGT, func() app.UI {
-					u := apiURL("/api/gt", "dataset", ed.dataset, "id", ed.image)
-					return app.Div().Class("layer gt-overlay").Attr("data-testid", "gt-overlay").
-						Style("mask-image", "url(%q)", u).Style("-webkit-mask-image", "url(%q)", u)
-				}),
+				s.renderHeatLayer(),
+				app.Div().Class("layer gt-overlay").Attr("data-testid", "gt-overlay").
+					Style("mask-image", "%s", gtURL).Style("-webkit-mask-image", "%s", gtURL).
+					Style("visibility", "%s", shown(hasGT && ed.showGT)),
 				app.Canvas().ID("mask-canvas").Class("layer mask").Attr("data-testid", "editor-canvas").
 					Width(ed.w).Height(ed.h).Style("opacity", "%.2f", ed.opacity).
-					Style("visibility", "%s", map[bool]string{true: "visible", false: "hidden"}[ed.showMask]),
+					Style("visibility", "%s", shown(ed.showMask)),
 				app.Canvas().ID("preview-canvas").Class("layer preview").Width(ed.w).Height(ed.h),
 			),
 		),

@@ -251,7 +251,20 @@ func (s *Studio) renderEvalPanel() app.UI {
 		lj = s.liveJobOf(s.jobID)
 	}
 	busy := lj != nil && lj.running()
-	body := []app.UI{app.H2().Text("Evaluate")}
+	body := []app.UI{app.H2().Body(
+		app.Button().Class("link collapse").Attr("data-testid", "eval-collapse").
+			Attr("aria-expanded", fmt.Sprint(!s.evalClosed)).Title("Show or hide the evaluation panel").
+			Text(map[bool]string{true: "▸", false: "▾"}[s.evalClosed]).
+			OnClick(func(ctx app.Context, e app.Event) { s.evalClosed = !s.evalClosed }),
+		app.Text(" Evaluate"),
+	)}
+	if s.evalClosed {
+		// Collapsed, the panel keeps one line: which job the grid shows and how far it is.
+		if lj != nil {
+			body = append(body, app.Span().Class("muted").Text(fmt.Sprintf(" %s · %s", lj.info.State, progressText(lj.info))))
+		}
+		return app.Section().Class("eval-panel group collapsed").Attr("data-testid", "eval-panel").Body(body...)
+	}
 	switch s.modelsState {
 	case modelsNone:
 		body = append(body, app.P().Class("muted").Attr("data-testid", "eval-no-model").Body(
@@ -341,6 +354,11 @@ func (s *Studio) renderJob(lj *liveJob) app.UI {
 			return app.P().Class("error-text").Attr("data-testid", "job-error").Text("The evaluation failed: " + in.Error)
 		}),
 		renderWarnings("job-warnings", "about the evaluated files", in.Warnings),
+		app.If(lj.running() && in.Total > 0 && in.Done >= in.Total, func() app.UI {
+			// Every map is in, and the exact pixel metrics over all of them take a while on a large set:
+			// without this line the panel looks stuck at "partial".
+			return app.P().Class("computing").Attr("data-testid", "metrics-computing").Text("computing exact metrics…")
+		}),
 		app.If(lj.result != nil, func() app.UI { return s.renderMetrics(lj) }).Else(func() app.UI {
 			if lj.running() {
 				return app.P().Class("muted").Text("Metrics appear after the first images…")
@@ -416,14 +434,14 @@ func (s *Studio) renderReports(job string) app.UI {
 	}
 	for _, f := range reportFormats[1:] {
 		links = append(links, app.A().Class("button").Attr("data-testid", "report-"+f).
-			Href(reportURL(job, f, "", true)).Attr("download", "").Text(f))
+			Href(reportURL(job, f, "", true)).Attr("download", "rdre-report-"+job+"."+f).Text(f))
 	}
 	if len(others) > 0 {
 		links = append(links,
 			app.Label().Body(
 				app.Text(" compare with "),
 				app.Select().Attr("data-testid", "compare-select").OnChange(func(ctx app.Context, e app.Event) {
-					s.compareSel = ctx.JSSrc().Get("value").String()
+					s.compareSel = selectValue(ctx)
 				}).Body(
 					option("", "—", s.compareSel),
 					app.Range(others).Slice(func(i int) app.UI {

@@ -20,8 +20,8 @@ var listeners []listener
 func (s *Studio) installListeners(ctx app.Context) {
 	add := func(event string, f func(e app.Value)) {
 		fn := app.FuncOf(func(this app.Value, args []app.Value) any {
-			if len(args) > 0 {
-				f(args[0])
+			if len(args) > 0 && s.fatal == "" {
+				s.guard(event, func() { f(args[0]) })
 			}
 			return nil
 		})
@@ -95,7 +95,15 @@ func (s *Studio) onPointerDown(e app.Value) {
 		ed.paint(ed.ed.BeginStroke(p.X, p.Y, ed.size, ed.strokeValue))
 		recordLatency(e)
 	case toolFill:
-		if r := ed.ed.Fill(int(math.Floor(p.X)), int(math.Floor(p.Y)), ed.paintValue()); !r.Empty() {
+		r, err := ed.ed.Fill(int(math.Floor(p.X)), int(math.Floor(p.Y)), ed.paintValue())
+		msg := ""
+		if err != nil {
+			msg = err.Error()
+		}
+		if msg != ed.toolMsg {
+			s.mctx.Dispatch(func(app.Context) { ed.toolMsg = msg })
+		}
+		if !r.Empty() {
 			ed.paint(r)
 			s.changed()
 		}
@@ -178,6 +186,25 @@ func (s *Studio) onPointerUp(e app.Value) {
 	}
 }
 
+// typing reports whether a key pressed on target edits text. Only text fields keep their keys: a slider,
+// checkbox, select or button the user just touched keeps the focus, and the shortcuts must still work.
+func typing(t app.Value) bool {
+	if !t.Truthy() || !t.Get("tagName").Truthy() {
+		return false
+	}
+	switch t.Get("tagName").String() {
+	case "TEXTAREA":
+		return true
+	case "INPUT":
+		switch t.Get("type").String() {
+		case "range", "checkbox", "radio", "color", "button", "submit", "reset", "file", "image":
+			return false
+		}
+		return true
+	}
+	return t.Get("isContentEditable").Truthy()
+}
+
 // recordLatency keeps, per painted pointer event, the time from the event to the end of its repaint.
 func recordLatency(e app.Value) {
 	ts := e.Get("timeStamp")
@@ -203,11 +230,7 @@ func (s *Studio) onKeyDown(e app.Value) {
 	}
 	ed := s.ed
 	key := e.Get("key").String()
-	tag := ""
-	if t := e.Get("target"); t.Truthy() && t.Get("tagName").Truthy() {
-		tag = t.Get("tagName").String()
-	}
-	if (tag == "INPUT" || tag == "SELECT" || tag == "TEXTAREA") && key != "Escape" {
+	if typing(e.Get("target")) && key != "Escape" {
 		return
 	}
 	ctrl := e.Get("ctrlKey").Bool() || e.Get("metaKey").Bool()

@@ -56,7 +56,7 @@ func (s *Studio) renderGrid() app.UI {
 			app.Label().Body(
 				app.Text("Split "),
 				app.Select().Attr("data-testid", "filter-split").OnChange(func(ctx app.Context, e app.Event) {
-					ctx.Navigate(s.gridURL(ctx.JSSrc().Get("value").String(), s.fKind, s.fSort, s.fMine))
+					ctx.Navigate(s.gridURL(selectValue(ctx), s.fKind, s.fSort, s.fMine))
 				}).Body(
 					option("", "all", s.fSplit),
 					app.Range(splitsOf(d)).Slice(func(i int) app.UI {
@@ -68,7 +68,7 @@ func (s *Studio) renderGrid() app.UI {
 			app.Label().Body(
 				app.Text("Defect type "),
 				app.Select().Attr("data-testid", "filter-kind").OnChange(func(ctx app.Context, e app.Event) {
-					ctx.Navigate(s.gridURL(s.fSplit, ctx.JSSrc().Get("value").String(), s.fSort, s.fMine))
+					ctx.Navigate(s.gridURL(s.fSplit, selectValue(ctx), s.fSort, s.fMine))
 				}).Body(
 					option("", "all", s.fKind),
 					app.Range(kinds).Slice(func(i int) app.UI { return option(kinds[i], kinds[i], s.fKind) }),
@@ -77,14 +77,14 @@ func (s *Studio) renderGrid() app.UI {
 			app.Label().Body(
 				app.Text("Sort "),
 				app.Select().Attr("data-testid", "grid-sort").OnChange(func(ctx app.Context, e app.Event) {
-					ctx.Navigate(s.gridURL(s.fSplit, s.fKind, ctx.JSSrc().Get("value").String(), s.fMine))
+					ctx.Navigate(s.gridURL(s.fSplit, s.fKind, selectValue(ctx), s.fMine))
 				}).Body(sortOpts...),
 			),
 			app.If(len(s.jobs) > 0, func() app.UI {
 				return app.Label().Body(
 					app.Text("Model job "),
 					app.Select().Attr("data-testid", "job-select").OnChange(func(ctx app.Context, e app.Event) {
-						s.selectJob(ctx.JSSrc().Get("value").String())
+						s.selectJob(selectValue(ctx))
 						ctx.Navigate(s.gridURL(s.fSplit, s.fKind, s.fSort, s.fMine))
 					}).Body(
 						option("", "none", s.jobID),
@@ -107,8 +107,7 @@ func (s *Studio) renderGrid() app.UI {
 			),
 			app.Span().Class("count").Attr("data-testid", "grid-count").Text(fmt.Sprintf("%d of %d images", len(imgs), len(s.images))),
 			app.If(d != nil, func() app.UI {
-				return app.A().Class("button").Attr("data-testid", "export-masks").
-					Href(apiURL("/api/export", "dataset", s.dsID)).Attr("download", "").Text("Export masks")
+				return exportLink(s.dsID, "Export masks")
 			}),
 		),
 		app.Div().Class("image-grid").Attr("data-testid", "image-grid").Body(
@@ -120,6 +119,14 @@ func (s *Studio) renderGrid() app.UI {
 				OnClick(func(ctx app.Context, e app.Event) { s.limit += gridPage })
 		}),
 	)
+}
+
+// exportLink downloads the dataset's masks. The download attribute must have a value: go-app drops an
+// empty one, and without it go-app's router takes the click for a page of the app (its Not Found page).
+// The server's Content-Disposition names the file.
+func exportLink(ds, label string) app.UI {
+	return app.A().Class("button").Attr("data-testid", "export-masks").
+		Href(apiURL("/api/export", "dataset", ds)).Attr("download", ds+"-masks.zip").Text(label)
 }
 
 // kinds returns the defect types of the loaded images, "good" first: the filter offers exactly what
@@ -142,8 +149,25 @@ func (s *Studio) kinds() []string {
 	return out
 }
 
+// emptyOption stands for the empty value in an option: go-app drops an empty value attribute, and an
+// option without one has its label as its value ("all" would then filter for a split named "all").
+const emptyOption = "\u2205"
+
 func option(value, label, selected string) app.UI {
-	return app.Option().Value(value).Selected(value == selected).Text(label)
+	v := value
+	if v == "" {
+		v = emptyOption
+	}
+	return app.Option().Value(v).Selected(value == selected).Text(label)
+}
+
+// selectValue is the value of the select that fired the event, "" for the option option("") made.
+func selectValue(ctx app.Context) string {
+	v := ctx.JSSrc().Get("value").String()
+	if v == emptyOption {
+		return ""
+	}
+	return v
 }
 
 func (s *Studio) renderTile(im protocol.ImageInfo) app.UI {

@@ -83,6 +83,14 @@ type Studio struct {
 
 	imgID string
 	ed    *editorState
+	// edits keeps the editors of images opened in this session, so that undo survives leaving an image.
+	edits editCache
+	// fatal is set once a handler panicked: the page then says so instead of claiming to save.
+	fatal string
+	// gridScroll is where each grid (by its URL) was scrolled when the user left it.
+	gridScroll map[string]gridPos
+	// evalClosed is set while the user keeps the evaluation panel collapsed.
+	evalClosed bool
 
 	// evaluation jobs of the dataset; jobID is the one whose scores and heatmaps are shown
 	jobs      []protocol.JobInfo
@@ -112,6 +120,7 @@ func (s *Studio) OnMount(ctx app.Context) {
 	if app.IsServer {
 		return
 	}
+	installWatchdog()
 	c := wsClient()
 	c.OnConnect(func(up bool) {
 		ctx.Dispatch(func(ctx app.Context) {
@@ -144,6 +153,13 @@ func (s *Studio) OnNav(ctx app.Context) {
 	u := ctx.Page().URL()
 	q := u.Query()
 	prevImg, prevDS, prevJob := s.imgID, s.dsID, s.jobID
+	if s.view == viewGrid && !app.IsServer {
+		// The DOM still shows the grid being left.
+		if s.gridScroll == nil {
+			s.gridScroll = map[string]gridPos{}
+		}
+		s.gridScroll[s.gridURL(s.fSplit, s.fKind, s.fSort, s.fMine)] = readGridPos()
+	}
 	s.selectJob(q.Get("job"))
 	if prevJob != s.jobID {
 		s.compareSel = ""
@@ -171,6 +187,67 @@ func (s *Studio) OnNav(ctx app.Context) {
 		s.leaveImage(ctx)
 	}
 	s.load(ctx)
+	if s.view == viewGrid {
+		s.restoreGridScroll(ctx)
+	}
+}
+
+// gridPos is where a grid was scrolled: the first tile in view and its distance from the view's top.
+// Panels above the grid may have another height when the user comes back, so the tile is the anchor and
+// the raw scroll offset only a fallback.
+type gridPos struct {
+	tile      string
+	offset    float64
+	scrollTop float64
+}
+
+func gridView() app.Value { return app.Window().Get("document").Call("querySelector", "main.view") }
+
+func readGridPos() gridPos {
+	v := gridView()
+	if !v.Truthy() {
+		return gridPos{}
+	}
+	p := gridPos{scrollTop: v.Get("scrollTop").Float()}
+	top := v.Call("getBoundingClientRect").Get("top").Float()
+	tiles := app.Window().Get("document").Call("querySelectorAll", "[data-testid=image-tile]")
+	for i := 0; i < tiles.Length(); i++ {
+		t := tiles.Index(i)
+		r := t.Call("getBoundingClientRect")
+		if r.Get("bottom").Float() > top {
+			p.tile, p.offset = t.Get("dataset").Get("id").String(), r.Get("top").Float()-top
+			break
+		}
+	}
+	return p
+}
+
+// restoreGridScroll puts a grid the user comes back to where it was scrolled. Its tiles have a fixed
+// size, so the position is right as soon as the list is rendered, before any thumbnail arrives.
+func (s *Studio) restoreGridScroll(ctx app.Context) {
+	p, ok := s.gridScroll[s.gridURL(s.fSplit, s.fKind, s.fSort, s.fMine)]
+	if !ok || s.imgDSID != s.dsID {
+		return
+	}
+	ctx.Defer(func(app.Context) {
+		v := gridView()
+		if !v.Truthy() {
+			return
+		}
+		v.Set("scrollTop", p.scrollTop)
+		if p.tile == "" {
+			return
+		}
+		// Compared in Go rather than in a CSS selector: image IDs are file paths, any character goes.
+		tiles := app.Window().Get("document").Call("querySelectorAll", "[data-testid=image-tile]")
+		for i := 0; i < tiles.Length(); i++ {
+			if t := tiles.Index(i); t.Get("dataset").Get("id").String() == p.tile {
+				top := v.Call("getBoundingClientRect").Get("top").Float()
+				v.Set("scrollTop", v.Get("scrollTop").Float()+t.Call("getBoundingClientRect").Get("top").Float()-top-p.offset)
+				return
+			}
+		}
+	})
 }
 
 // reloadAfterConnect refreshes what a dropped connection may have made stale.
@@ -386,22 +463,21 @@ func apiURL(path string, kv ...string) string {
 	return path + "?" + q.Encode()
 }
 
-// Render draws the header and the current view.
+// Render draws the header and the current view. The bars are always rendered and hidden when empty:
+// go-app matches children by position, so a bar that came and went would rebuild the whole view (the
+// editor's canvases included) each time.
 func (s *Studio) Render() app.UI {
 	return app.Div().Class("studio").Body(
 		s.renderHeader(),
-		app.If(s.err != "", func() app.UI {
-			return app.Div().Class("error-bar").Attr("data-testid", "error").Body(
-				app.Span().Text(s.err),
-				app.Button().Class("link").Text("dismiss").OnClick(func(ctx app.Context, e app.Event) { s.err = "" }),
-			)
-		}),
-		app.If(s.updated, func() app.UI {
-			return app.Div().Class("update-bar").Attr("data-testid", "update-available").Body(
-				app.Span().Text("A new version of RD-RE Studio is installed. "),
-				app.Button().Text("Reload").OnClick(func(ctx app.Context, e app.Event) { ctx.Reload() }),
-			)
-		}),
+		s.renderFatal(),
+		app.Div().Class("error-bar").Attr("data-testid", "error").Hidden(s.err == "").Body(
+			app.Span().Text(s.err),
+			app.Button().Class("link").Text("dismiss").OnClick(func(ctx app.Context, e app.Event) { s.err = "" }),
+		),
+		app.Div().Class("update-bar").Attr("data-testid", "update-available").Hidden(!s.updated).Body(
+			app.Span().Text("A new version of RD-RE Studio is installed. "),
+			app.Button().Text("Reload").OnClick(func(ctx app.Context, e app.Event) { ctx.Reload() }),
+		),
 		app.Main().Class("view").Body(s.renderView()),
 	)
 }
@@ -430,7 +506,10 @@ func (s *Studio) renderHeader() app.UI {
 		crumbs = append(crumbs, app.Span().Class("sep").Text("/"), app.Span().Class("crumb-image").Text(s.imgID))
 	}
 	state, label := "offline", "connecting…"
-	if s.connected {
+	switch {
+	case s.fatal != "":
+		state, label = "offline", "error"
+	case s.connected:
 		state, label = "online", "connected"
 	}
 	return app.Header().Class("topbar").Body(

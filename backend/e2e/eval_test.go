@@ -275,18 +275,21 @@ func TestUI_Evaluate_StreamsAndReports(t *testing.T) {
 		heatAlpha := `(() => { const c = ` + testid("heatmap-canvas") + `; const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
 			let n = 0; for (let i = 3; i < d.length; i += 4) if (d[i] > 0) n++; return n; })()`
 		waitJS(t, ctx, 30*time.Second, "the heatmap drawn", testid("heatmap-canvas")+`.style.visibility === 'visible' && `+heatAlpha+` > 0`)
-		setInput(t, ctx, "threshold-slider", "0")
-		waitJS(t, ctx, 5*time.Second, "threshold 0 shows the whole map", fmt.Sprintf(`%s === %s.width * %s.height`, heatAlpha, testid("heatmap-canvas"), testid("heatmap-canvas")))
-		setInput(t, ctx, "threshold-slider", "200")
-		high := eval[int](t, ctx, heatAlpha)
+		// The threshold is in the model's units, over the job's score range.
+		lo := eval[string](t, ctx, testid("threshold-slider")+`.min`)
+		setInput(t, ctx, "threshold-slider", lo)
+		waitJS(t, ctx, 5*time.Second, "the lowest threshold shows the whole map", fmt.Sprintf(`%s === %s.width * %s.height`, heatAlpha, testid("heatmap-canvas"), testid("heatmap-canvas")))
+		high := eval[string](t, ctx, `(() => { const s = `+testid("threshold-slider")+`; return String(+s.min + 0.8 * (s.max - s.min)); })()`)
+		setInput(t, ctx, "threshold-slider", high)
+		shown := eval[int](t, ctx, heatAlpha)
 		total := eval[int](t, ctx, testid("heatmap-canvas")+`.width * `+testid("heatmap-canvas")+`.height`)
-		if high >= total {
-			t.Fatalf("threshold 200 still shows %d of %d pixels", high, total)
+		if shown >= total {
+			t.Fatalf("threshold %s still shows %d of %d pixels", high, shown, total)
 		}
 		clickTestID(t, ctx, "compare-toggle")
 		// In comparison mode every visible pixel is TP, FP, FN or the mask's contour.
 		waitJS(t, ctx, 5*time.Second, "comparison colours", `(() => { const c = `+testid("heatmap-canvas")+`; const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
-			const ok = new Set(['46,204,113', '230,57,70', '67,97,238', '255,255,255']); let n = 0;
+			const ok = new Set(['0,229,255', '255,0,255', '150,110,255', '255,255,255']); let n = 0;
 			for (let i = 0; i < d.length; i += 4) { if (d[i+3] === 0) continue; n++; if (!ok.has(d[i]+','+d[i+1]+','+d[i+2])) return false; }
 			return n > 0; })()`)
 		screenshot(t, ctx, "editor-heatmap.png")
@@ -296,7 +299,7 @@ func TestUI_Evaluate_StreamsAndReports(t *testing.T) {
 		waitSavedAfter(t, ctx, v)
 		m, _ := ws.mask(t, ds.ID, eval[string](t, ctx, `new URLSearchParams(location.search).get('id')`))
 		if m.Count() == 0 || m.Count() == len(m.Pix) {
-			t.Fatalf("draft mask from the prediction at threshold 200 has %d of %d pixels", m.Count(), len(m.Pix))
+			t.Fatalf("draft mask from the prediction at threshold %s has %d of %d pixels", high, m.Count(), len(m.Pix))
 		}
 	})
 

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"image"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/rdre-studio/studio/backend/dataset"
@@ -265,6 +266,10 @@ func (r *Runner) finish(j *run, err error) {
 			j.mu.Lock()
 			j.rec.Info.State = protocol.JobFailed
 			j.rec.Info.Error = fmt.Sprintf("final metrics: %v", ferr)
+			if j.rec.Info.Skipped > 0 {
+				// With every image skipped, the reason is the skipped files, not the empty evaluation.
+				j.rec.Info.Error += fmt.Sprintf(" (%d of %d images could not be read: %s)", j.rec.Info.Skipped, j.rec.Info.Total, strings.Join(j.rec.Info.Warnings, "; "))
+			}
 			j.mu.Unlock()
 		} else {
 			j.mu.Lock()
