@@ -63,8 +63,11 @@ def metadata_for(model: RDRE, info: Dict[str, object]) -> Dict[str, str]:
         "rdre.created": dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z"),
         "rdre.params": str(count_params(model)),
         "rdre.gflops": "%.3f" % (2 * count_macs(model, size) / 1e9),
-        "rdre.components": json.dumps({k: bool(model.config.get(k, False)) for k in ("fusion", "lda", "caams", "seg", "fusion_gate", "linear_out")}, sort_keys=True),
+        "rdre.output": getattr(model, "output", "seg"),
+        "rdre.components": json.dumps({k: bool(model.config.get(k, False)) for k in ("fusion", "lda", "caams", "seg", "fusion_gate", "linear_out", "fusion_norm")}, sort_keys=True),
     }
+    if info.get("selection"):
+        md["rdre.output_selection"] = json.dumps(info["selection"], sort_keys=True)
     for k, v in info.get("extra", {}).items():
         md["rdre." + k] = str(v)
     return md
@@ -115,7 +118,7 @@ def checkpoint_info(st: dict) -> Dict[str, object]:
         cfg.get("category", ""), cfg["teacher"], cfg["size"], st["step_student"], st["step_seg"], cfg["seed"], fp[:8])
     return dict(
         category=cfg.get("category", ""), steps_student=st["step_student"], steps_seg=st["step_seg"], seed=cfg["seed"],
-        data_fingerprint=fp, thresholds=st.get("thresholds", {}), model_version=version,
+        data_fingerprint=fp, thresholds=st.get("thresholds", {}), model_version=version, selection=st.get("selection") or {},
     )
 
 

@@ -39,9 +39,26 @@ def resolve_device(name: str) -> str:
     return name
 
 
+# Named recipes. "rdre" is the trainer's defaults (TrainConfig); "paper" is the paper's reading without this
+# project's additions (an I_a for every image in both stages, no foreground limit, no self-made anomalies, the
+# segmentation map as output); "plain-rd" is the baseline RD-RE is measured
+# against: plain reverse distillation with the same teacher and code (no synthesis, no cross-stage fusion, no
+# segmentation head, score = RD map). Flags given on the command line override a preset's values.
+PRESETS = {
+    "rdre": {},
+    "paper": dict(normal_prob=0.0, seg_normal_prob=None, anomaly_fg=False, anomaly_self=0.0, fusion_norm=False, fusion_gate=False,
+                  anomaly_weight=0.0, output="seg"),
+    "plain-rd": dict(no_fusion=True, no_seg=True, normal_prob=1.0, steps_seg=0, anomaly_source=None, seg_normal_prob=None,
+                     anomaly_fg=False, anomaly_self=0.0),
+}
+
+
 def parser() -> argparse.ArgumentParser:
     d = TrainConfig()
     p = argparse.ArgumentParser(prog="python3 -m models.train", description="Train RD-RE (two stages) on a dataset's normal training images.")
+    p.add_argument("--preset", default="rdre", choices=sorted(PRESETS),
+                   help="named recipe: rdre (the defaults), paper (the paper's reading, no additions) or plain-rd "
+                        "(the baseline: --no-fusion --no-seg --normal-prob 1)")
     p.add_argument("--data", required=True, help="dataset root (with --category) or the category folder itself")
     p.add_argument("--category", default="", help="category folder under --data (e.g. bottle)")
     p.add_argument("--layout", default=None,
@@ -69,6 +86,17 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--anomaly-weight", type=float, default=d.anomaly_weight,
                    help="extra weight of the distillation loss inside synthetic masks (0 = the paper's Eq. 17-19)")
     p.add_argument("--normal-prob", type=float, default=d.normal_prob, help="share of samples left without synthetic anomaly")
+    p.add_argument("--seg-normal-prob", type=float, default=d.seg_normal_prob,
+                   help="share of normal samples in the segmentation stage (default: --normal-prob)")
+    p.add_argument("--anomaly-fg", action=argparse.BooleanOptionalAction, default=d.anomaly_fg,
+                   help="limit synthetic anomalies to the estimated foreground (not in the paper)")
+    p.add_argument("--anomaly-self", type=float, default=d.anomaly_self,
+                   help="share of anomalies whose texture is a moved normal training image (not in the paper)")
+    p.add_argument("--fusion-norm", action=argparse.BooleanOptionalAction, default=d.fusion_norm,
+                   help="BatchNorm on the fusion's encoder branch (not in the paper)")
+    p.add_argument("--output", default=d.output, choices=["auto", "seg", "rd"],
+                   help="exported anomaly_map: the segmentation head's (seg), the RD map (rd), or the better of the two "
+                        "on synthetic validation (auto)")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (cuda when available)")
     p.add_argument("--log-every", type=int, default=d.log_every)
@@ -79,8 +107,30 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def parse_args(argv=None) -> argparse.Namespace:
+    """Parse with the chosen preset's values as defaults (explicit flags still win)."""
+    p = parser()
+    pre, _ = p.parse_known_args(argv)
+    p.set_defaults(**PRESETS[pre.preset])
+    return p.parse_args(argv)
+
+
+def config_from_args(args, weights=None, fingerprint_value: str = "", category: str = "") -> TrainConfig:
+    return TrainConfig(
+        teacher=args.teacher, teacher_weights=weights, anomaly_source=args.anomaly_source, size=args.size,
+        steps_student=args.steps_student, steps_seg=args.steps_seg, batch_size=args.batch_size,
+        lr_student=args.lr_student, lr_fusion=args.lr_fusion, lr_seg=args.lr_seg, optimizer=args.optimizer,
+        seed=args.seed, fusion=not args.no_fusion, lda=not args.no_lda, caams=not args.no_caams, seg=not args.no_seg,
+        score=args.score, normal_prob=args.normal_prob, fusion_gate=args.fusion_gate, anomaly_weight=args.anomaly_weight,
+        seg_normal_prob=args.seg_normal_prob, anomaly_fg=args.anomaly_fg, anomaly_self=args.anomaly_self, fusion_norm=args.fusion_norm,
+        output=args.output,
+        category=category, data_fingerprint=fingerprint_value, log_every=args.log_every, ckpt_every=args.ckpt_every,
+        device=resolve_device(args.device),
+    )
+
+
 def main(argv=None) -> int:
-    args = parser().parse_args(argv)
+    args = parse_args(argv)
     try:
         return run(args)
     except (ValueError, FileNotFoundError, FloatingPointError) as err:
@@ -106,15 +156,7 @@ def run(args) -> int:
     elif args.teacher == "resnet18" and not weights:
         log.error("resnet18 needs --teacher-weights (a torchvision state_dict file)")
         return 2
-    cfg = TrainConfig(
-        teacher=args.teacher, teacher_weights=weights, anomaly_source=args.anomaly_source, size=args.size,
-        steps_student=args.steps_student, steps_seg=args.steps_seg, batch_size=args.batch_size,
-        lr_student=args.lr_student, lr_fusion=args.lr_fusion, lr_seg=args.lr_seg, optimizer=args.optimizer,
-        seed=args.seed, fusion=not args.no_fusion, lda=not args.no_lda, caams=not args.no_caams, seg=not args.no_seg,
-        score=args.score, normal_prob=args.normal_prob, fusion_gate=args.fusion_gate, anomaly_weight=args.anomaly_weight, category=args.category or os.path.basename(os.path.normpath(root)),
-        data_fingerprint=fingerprint(files, root), log_every=args.log_every, ckpt_every=args.ckpt_every,
-        device=resolve_device(args.device),
-    )
+    cfg = config_from_args(args, weights, fingerprint(files, root), args.category or os.path.basename(os.path.normpath(root)))
     t0 = time.perf_counter()
     images = load_train(root, cfg.size, files=files)
     log.info("data %s (%s layout): %d training images at %d (%.1f s), fingerprint %s", root, layout, len(files), cfg.size, time.perf_counter() - t0, cfg.data_fingerprint[:16])

@@ -39,6 +39,8 @@ class RDRE(nn.Module):
         seg_width: int = 32,
         fusion_gate: bool = False,
         linear_out: Optional[bool] = None,
+        fusion_norm: bool = False,
+        output: str = "seg",
     ):
         super().__init__()
         if size % 32:
@@ -50,8 +52,13 @@ class RDRE(nn.Module):
         if linear_out is None:
             linear_out = teacher.signed_features
         self.student = Student(teacher.channels, fusion=fusion, use_lda=lda, use_caams=caams, lda_k=lda_k, window=window, gate=fusion_gate,
-                               linear_out=linear_out)
+                               linear_out=linear_out, fusion_norm=fusion_norm)
         self.use_seg = seg
+        if output not in ("seg", "rd"):
+            raise ValueError(f"RD-RE: output {output!r} is not seg or rd")
+        # Which map the model exports as anomaly_map (and scores): the segmentation head's ("seg", the paper's)
+        # or the student's RD map ("rd"; chosen on synthetic validation when training with output auto).
+        self.output = output if seg else "rd"
         self.seg = SegmentationNet(3, width=seg_width) if seg else None
         self.mapper = AnomalyMapper(size, sigma, score)
         self.config: Dict[str, object] = dict(
@@ -63,6 +70,20 @@ class RDRE(nn.Module):
             self.config["fusion_gate"] = True
         if linear_out:
             self.config["linear_out"] = True
+        if fusion_norm:
+            self.config["fusion_norm"] = True
+        if seg and output != "seg":
+            self.config["output"] = output
+
+    def set_output(self, output: str) -> None:
+        """Switch the exported map (seg or rd) after training; the config records it."""
+        if output not in ("seg", "rd") or (output == "seg" and self.seg is None):
+            raise ValueError(f"RD-RE: cannot output {output!r} (segmentation head: {self.seg is not None})")
+        self.output = output
+        if output == "seg":
+            self.config.pop("output", None)
+        else:
+            self.config["output"] = output
 
     def train(self, mode: bool = True) -> "RDRE":
         super().train(mode)
@@ -91,7 +112,7 @@ class RDRE(nn.Module):
         fs = self.student(ft)
         d = self.distance_maps(ft, fs)
         rd_map = self.mapper.rd_map(d)
-        if self.seg is not None:
+        if self.seg is not None and self.output == "seg":
             anomaly_map = self.mapper.smooth(self.mapper.upsample(self.seg(self.seg_input(d))))
         else:
             anomaly_map = rd_map

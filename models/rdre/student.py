@@ -92,7 +92,8 @@ class OCBE(nn.Module):
 class CrossStageFusion(nn.Module):
     """out = P + g(f(F_Se) + U) at one decoder stage."""
 
-    def __init__(self, channels: int, prev_channels: int, k: int, use_lda: bool = True, use_caams: bool = True, window: int = 8, gate: bool = False):
+    def __init__(self, channels: int, prev_channels: int, k: int, use_lda: bool = True, use_caams: bool = True, window: int = 8, gate: bool = False,
+                 norm: bool = False):
         super().__init__()
         # Optional ReZero-style gate: starts at 0, so training begins as plain RD and opens the encoder path
         # only as far as the distillation loss rewards it (the plain reading leaks anomalies, see README).
@@ -100,16 +101,22 @@ class CrossStageFusion(nn.Module):
         self.match = nn.Sequential(nn.Conv2d(prev_channels, channels, 1, bias=False), nn.BatchNorm2d(channels))
         self.lda = LDA(channels, k) if use_lda else nn.Identity()
         self.caams = CAAMSFF(channels, window=window) if use_caams else nn.Identity()
+        # Optional (not in the paper): batch-normalise the encoder branch f(F_Se) as U is, so that the raw
+        # encoder features do not outweigh the decoder's own path by their scale.
+        self.norm = nn.BatchNorm2d(channels) if norm else None
 
     def forward(self, p: torch.Tensor, f_se: torch.Tensor, prev: torch.Tensor) -> torch.Tensor:
         u = self.match(F.interpolate(prev, size=(int(p.shape[-2]), int(p.shape[-1])), mode="bilinear", align_corners=False))
-        g = self.caams(self.lda(f_se) + u)
+        e = self.lda(f_se)
+        if self.norm is not None:
+            e = self.norm(e)
+        g = self.caams(e + u)
         return p + (g if self.gate is None else self.gate * g)
 
 
 class Student(nn.Module):
     def __init__(self, channels: Sequence[int], fusion: bool = True, use_lda: bool = True, use_caams: bool = True, lda_k=(4, 2), window: int = 8, gate: bool = False,
-                 linear_out: bool = False):
+                 linear_out: bool = False, fusion_norm: bool = False):
         super().__init__()
         c1, c2, c3 = channels
         self.bottleneck = OCBE(channels)
@@ -119,8 +126,8 @@ class Student(nn.Module):
         self.layer1 = de_layer(c2, c1, linear_out=linear_out)
         self.fusion = fusion
         if fusion:
-            self.fuse3 = CrossStageFusion(c3, c4, lda_k[1], use_lda, use_caams, window, gate)
-            self.fuse2 = CrossStageFusion(c2, c3, lda_k[0], use_lda, use_caams, window, gate)
+            self.fuse3 = CrossStageFusion(c3, c4, lda_k[1], use_lda, use_caams, window, gate, fusion_norm)
+            self.fuse2 = CrossStageFusion(c2, c3, lda_k[0], use_lda, use_caams, window, gate, fusion_norm)
 
     def lr_groups(self):
         """(student parameters, fusion-module parameters): the paper trains them at different rates."""

@@ -5,6 +5,14 @@ Contract: ``AnomalySynthesizer(size, source_dir)`` turns a batch of normal image
 Perlin-noise mask, A an augmented texture (from ``source_dir`` or, when none is given, a built-in
 procedural generator) and beta ~ U[0.15, 1]. A share ``normal_prob`` of samples stays normal with an empty
 mask. All randomness comes from the ``torch.Generator`` passed in, so a seed reproduces a run.
+
+Two options that are not in the paper (off by default; models/README.md, "Beyond bottle"):
+
+- ``self_prob``: the share of anomalies whose texture A is a normal training image (``self_images``),
+  rotated, flipped and shifted, then given the same photometric augmentation: structural and colour changes
+  made of the category's own material instead of a DTD texture.
+- ``fg`` passed to ``__call__``: per-image foreground masks (``foreground_mask``); the Perlin mask is
+  intersected with them, so anomalies land on the object and not on the background.
 """
 
 from __future__ import annotations
@@ -52,16 +60,26 @@ def perlin_2d(size: int, res: Tuple[int, int], gen: torch.Generator) -> torch.Te
     return n[:size, :size]
 
 
-def perlin_mask(size: int, gen: torch.Generator, threshold: float = 0.5, min_scale: int = 0, max_scale: int = 6) -> torch.Tensor:
-    """A binary 1xSxS mask from thresholded Perlin noise with DRAEM's random scales and a random rotation."""
+def perlin_mask(size: int, gen: torch.Generator, threshold: float = 0.5, min_scale: int = 0, max_scale: int = 6,
+                within: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """A binary 1xSxS mask from thresholded Perlin noise with DRAEM's random scales and a random rotation.
+
+    ``within`` (1xSxS or SxS in {0, 1}): keep only the part of the mask inside it (the foreground); draws
+    that leave nothing there are redrawn, and after 16 empty draws the last non-empty mask is kept whole."""
+    fallback = None
     for _ in range(16):
         sy = 2 ** int(torch.randint(min_scale, max_scale, (1,), generator=gen))
         sx = 2 ** int(torch.randint(min_scale, max_scale, (1,), generator=gen))
         n = perlin_2d(size, (sy, sx), gen)
         n = torch.rot90(n, int(torch.randint(0, 4, (1,), generator=gen)), dims=(0, 1))
         m = (n > threshold).float()
+        if m.sum() > 0 and within is not None:
+            fallback = m
+            m = m * within.reshape(size, size)
         if m.sum() > 0:
             return m.unsqueeze(0)
+    if fallback is not None:
+        return fallback.unsqueeze(0)
     # Very low-frequency noise can stay under the threshold: fall back to a blob so the sample is anomalous.
     m = torch.zeros(1, size, size)
     c, r = size // 2, max(size // 8, 1)
@@ -121,19 +139,59 @@ def augment_texture(a: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     return a
 
 
+def foreground_mask(img: torch.Tensor, threshold: float = 0.2) -> torch.Tensor:
+    """A 1xSxS {0, 1} foreground estimate of a [0, 1] image on a plain background (all ones for textures).
+
+    The background colour is the per-channel median of a border band; a pixel is foreground when one channel
+    differs from it by more than ``threshold``, and the result is smoothed by a box filter (1/16 of the size)
+    and thresholded at 0.5. When the border itself is not plain (more than 30 % of it off the median: a
+    texture or an object touching the edges), or the estimate covers under 5 % or over 95 % of the image,
+    the whole image counts as foreground."""
+    c, h, w = img.shape
+    b = max(2, min(h, w) // 32)
+    border = torch.cat([img[:, :b].reshape(c, -1), img[:, -b:].reshape(c, -1), img[:, :, :b].reshape(c, -1), img[:, :, -b:].reshape(c, -1)], dim=1)
+    bg = border.median(dim=1).values.view(c, 1, 1)
+    full = torch.ones(1, h, w)
+    if float(((border - bg.view(c, 1)).abs().amax(dim=0) > threshold).float().mean()) > 0.3:
+        return full
+    fg = ((img - bg).abs().amax(dim=0, keepdim=True) > threshold).float()
+    r = max(1, min(h, w) // 32)
+    fg = (torch.nn.functional.avg_pool2d(fg.unsqueeze(0), 2 * r + 1, 1, r, count_include_pad=False)[0] > 0.5).float()
+    share = float(fg.mean())
+    if share < 0.05 or share > 0.95:
+        return full
+    return fg
+
+
+def self_texture(img: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """A 3xSxS texture made of a normal image: a random 90-degree rotation, a flip and a cyclic shift."""
+    a = torch.rot90(img, int(torch.randint(0, 4, (1,), generator=gen)), dims=(1, 2))
+    if float(torch.rand(1, generator=gen)) < 0.5:
+        a = torch.flip(a, dims=(2,))
+    dy, dx = (int(v) for v in torch.randint(0, img.shape[-1], (2,), generator=gen))
+    return torch.roll(a, shifts=(dy, dx), dims=(1, 2))
+
+
 def list_images(folder: str) -> List[str]:
     files = [p for p in glob.glob(os.path.join(folder, "**", "*"), recursive=True) if p.lower().endswith(IMAGE_EXTS)]
     return sorted(files)
 
 
 class AnomalySynthesizer:
-    def __init__(self, size: int, source_dir: Optional[str] = None, normal_prob: float = 0.5, beta_range=(0.15, 1.0)):
+    def __init__(self, size: int, source_dir: Optional[str] = None, normal_prob: float = 0.5, beta_range=(0.15, 1.0),
+                 self_prob: float = 0.0, self_images: Optional[torch.Tensor] = None):
         # normal_prob = 1 switches synthesis off: the plain-RD baseline trains on normal images only.
         if not 0 <= normal_prob <= 1:
             raise ValueError(f"anomaly synthesis: normal_prob {normal_prob} must be in [0, 1]")
+        if not 0 <= self_prob <= 1:
+            raise ValueError(f"anomaly synthesis: self_prob {self_prob} must be in [0, 1]")
+        if self_prob > 0 and self_images is None:
+            raise ValueError("anomaly synthesis: self_prob > 0 needs the normal images (self_images)")
         self.size = size
         self.normal_prob = normal_prob
         self.beta_range = beta_range
+        self.self_prob = self_prob
+        self.self_images = self_images
         self.sources: Optional[torch.Tensor] = None
         if source_dir:
             files = list_images(source_dir)
@@ -152,6 +210,9 @@ class AnomalySynthesizer:
             log.info("anomaly sources: %d images from %s", len(files), source_dir)
 
     def texture(self, gen: torch.Generator) -> torch.Tensor:
+        if self.self_prob > 0 and float(torch.rand(1, generator=gen)) < self.self_prob:
+            j = int(torch.randint(0, self.self_images.shape[0], (1,), generator=gen))
+            return augment_texture(self_texture(self.self_images[j], gen), gen)
         if self.sources is None:
             a = procedural_texture(self.size, gen)
         else:
@@ -159,10 +220,12 @@ class AnomalySynthesizer:
             a = self.sources[i].float() / 255.0
         return augment_texture(a, gen)
 
-    def __call__(self, images: torch.Tensor, gen: torch.Generator, params: Optional[list] = None) -> Tuple[torch.Tensor, torch.Tensor]:
+    def __call__(self, images: torch.Tensor, gen: torch.Generator, params: Optional[list] = None,
+                 fg: Optional[torch.Tensor] = None) -> Tuple[torch.Tensor, torch.Tensor]:
         """images: Nx3xSxS in [0, 1]. Returns (I_a, M_p) with M_p Nx1xSxS in {0, 1}.
 
         When ``params`` is a list, (A, beta) of each sample is appended to it ((None, 0.0) for normal ones).
+        ``fg`` (Nx1xSxS in {0, 1}) limits each mask to that image's foreground.
         """
         if images.dim() != 4 or images.shape[1] != 3:
             raise ValueError(f"anomaly synthesis: want Nx3xHxW images, got {tuple(images.shape)}")
@@ -176,7 +239,7 @@ class AnomalySynthesizer:
                 if params is not None:
                     params.append((None, 0.0))
                 continue
-            m = perlin_mask(self.size, gen)
+            m = perlin_mask(self.size, gen, within=None if fg is None else fg[i])
             a = self.texture(gen)
             lo, hi = self.beta_range
             beta = lo + (hi - lo) * float(torch.rand(1, generator=gen))

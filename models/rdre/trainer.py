@@ -25,7 +25,7 @@ from .loss import distillation_loss, segmentation_loss
 from .metrics import f1_max
 from .model import RDRE
 from .preprocess import normalize
-from .synthesis import AnomalySynthesizer
+from .synthesis import AnomalySynthesizer, foreground_mask
 from .teacher import build_teacher
 
 log = logging.getLogger(__name__)
@@ -60,6 +60,22 @@ class TrainConfig:
     device: str = "cpu"
     fusion_gate: bool = False
     anomaly_weight: float = 0.0
+    # Not in the paper; the defaults below are the ones the bottle + magnetic-tile ablation chose (models/README.md,
+    # "Beyond bottle"; --preset paper switches them off).
+    seg_normal_prob: Optional[float] = 0.5  # share of normal samples in stage 2 (None: normal_prob)
+    anomaly_fg: bool = True  # Perlin masks limited to the estimated foreground
+    anomaly_self: float = 0.5  # share of anomalies whose texture is a (moved) normal training image
+    fusion_norm: bool = False  # BatchNorm on the encoder branch of the fusion (measured, not adopted)
+    # The exported anomaly_map: "seg" (the paper's), "rd" (the student's RD map) or "auto" (the one that does
+    # better on synthetic validation, rdre/validation.py; recorded in the checkpoint as "selection").
+    output: str = "auto"
+
+
+# Training settings a resumed run must share with its checkpoint (steps, logging and the device may change).
+RECIPE_KEYS = ("anomaly_source", "batch_size", "lr_student", "lr_fusion", "lr_seg", "momentum", "optimizer", "seed",
+               "normal_prob", "seg_normal_prob", "anomaly_fg", "anomaly_self", "anomaly_weight", "output")
+# What a checkpoint from before a setting existed was trained with.
+LEGACY_RECIPE = {"seg_normal_prob": None, "anomaly_fg": False, "anomaly_self": 0.0, "anomaly_weight": 0.0, "output": "seg"}
 
 
 class Trainer:
@@ -70,20 +86,30 @@ class Trainer:
             raise ValueError(f"trainer: optimizer {cfg.optimizer!r} is not sgd or adam")
         if cfg.anomaly_weight < 0:
             raise ValueError(f"trainer: anomaly_weight {cfg.anomaly_weight} must be >= 0")
+        if cfg.output not in ("seg", "rd", "auto"):
+            raise ValueError(f"trainer: output {cfg.output!r} is not seg, rd or auto")
         self.cfg = cfg
         torch.manual_seed(cfg.seed)
         self.gen = torch.Generator().manual_seed(cfg.seed)
         if teacher is None:
             teacher = build_teacher(cfg.teacher, cfg.teacher_weights)
         self.model = RDRE(teacher, cfg.size, fusion=cfg.fusion, lda=cfg.lda, caams=cfg.caams, seg=cfg.seg, score=cfg.score,
-                          fusion_gate=cfg.fusion_gate)
+                          fusion_gate=cfg.fusion_gate, fusion_norm=cfg.fusion_norm, output="rd" if cfg.output == "rd" else "seg")
         # Images, synthesis and the generator stay on the CPU (so a seed means the same on any device);
         # the networks, their inputs and the cached teacher features live on cfg.device.
         self.device = torch.device(cfg.device)
         self.model.to(self.device)
         self.mean, self.std = teacher.mean, teacher.std
         self.images = images
-        self.synth = AnomalySynthesizer(cfg.size, cfg.anomaly_source, normal_prob=cfg.normal_prob)
+        self.synth = AnomalySynthesizer(cfg.size, cfg.anomaly_source, normal_prob=cfg.normal_prob, self_prob=cfg.anomaly_self,
+                                        self_images=images if cfg.anomaly_self > 0 else None)
+        self.synth_seg = self.synth
+        if cfg.seg_normal_prob is not None and cfg.seg_normal_prob != cfg.normal_prob:
+            self.synth_seg = AnomalySynthesizer(cfg.size, None, normal_prob=cfg.seg_normal_prob, self_prob=cfg.anomaly_self,
+                                                self_images=images if cfg.anomaly_self > 0 else None)
+            self.synth_seg.sources = self.synth.sources
+        # Foreground estimates of the (fixed) training images, when anomalies are limited to the foreground.
+        self.fg = torch.stack([foreground_mask(im) for im in images]) if cfg.anomaly_fg else None
         student_p, fusion_p = self.model.student.lr_groups()
         groups = [{"params": student_p, "lr": cfg.lr_student}]
         if fusion_p:
@@ -95,6 +121,7 @@ class Trainer:
         self.elapsed = {"student": 0.0, "seg": 0.0}
         self.history: Dict[str, List[float]] = {"student": [], "seg": []}
         self.thresholds: Dict[str, float] = {}
+        self.selection: Dict[str, object] = {}
         self._cache = self._teacher_cache()
 
     def _optimizer(self, groups):
@@ -110,11 +137,11 @@ class Trainer:
             feats.append(self.model.teacher_features(normalize(x, self.mean, self.std)))
         return [torch.cat([f[k] for f in feats]) for k in range(3)]
 
-    def _batch(self):
+    def _batch(self, synth: Optional[AnomalySynthesizer] = None):
         n = self.images.shape[0]
         idx = torch.randint(0, n, (self.cfg.batch_size,), generator=self.gen)
         x = self.images[idx]
-        xa, m = self.synth(x, self.gen)
+        xa, m = (synth or self.synth)(x, self.gen, fg=None if self.fg is None else self.fg[idx])
         return idx, xa.to(self.device), m.to(self.device)
 
     def _features_of(self, idx: torch.Tensor, xa: torch.Tensor, m: torch.Tensor) -> List[torch.Tensor]:
@@ -150,7 +177,7 @@ class Trainer:
             raise ValueError("seg step: the model was built without a segmentation sub-network")
         self.model.eval()
         self.model.seg.train()
-        idx, xa, m = self._batch()
+        idx, xa, m = self._batch(self.synth_seg)
         fe = self._features_of(idx, xa, m)
         with torch.no_grad():
             fs = self.model.student_features(fe)
@@ -170,6 +197,8 @@ class Trainer:
         self._run_stage("student", self.cfg.steps_student, ckpt_path)
         if self.model.seg is not None:
             self._run_stage("seg", self.cfg.steps_seg, ckpt_path)
+        if self.cfg.output == "auto" and self.model.seg is not None and not self.selection:
+            self.select_output()
         if not self.thresholds:
             self.thresholds = self.calibrate()
             log.info("thresholds from synthetic validation: %s", json.dumps(self.thresholds))
@@ -193,6 +222,20 @@ class Trainer:
                 window, t0 = [], time.perf_counter()
             if ckpt_path and (s % self.cfg.ckpt_every == 0 or s == total):
                 self.save(ckpt_path)
+
+    def select_output(self) -> str:
+        """Choose the exported map (seg or rd) on synthetic validation (rdre/validation.py), never on test data."""
+        from .validation import choose_output, validation_maps, validation_metrics
+
+        maps, masks, _ = validation_maps(self.model, self.images, self.device)
+        maps.pop("combo", None)
+        val = validation_metrics(maps, masks)
+        out = choose_output(val)
+        self.model.set_output(out)
+        self.selection = {"output": out, "validation": val}
+        self.thresholds = {}
+        log.info("output chosen on synthetic validation: %s (%s)", out, json.dumps(val))
+        return out
 
     @torch.no_grad()
     def calibrate(self, n: int = 32) -> Dict[str, float]:
@@ -235,6 +278,7 @@ class Trainer:
             "elapsed": self.elapsed,
             "history": self.history,
             "thresholds": self.thresholds,
+            "selection": self.selection,
             "gen": self.gen.get_state(),
             "torch_rng": torch.get_rng_state(),
         }
@@ -249,9 +293,28 @@ class Trainer:
             st = torch.load(path, map_location="cpu", weights_only=False)  # our own checkpoint: floats and configs, trusted
         except (OSError, RuntimeError) as err:
             raise ValueError(f"load checkpoint {path}: {err}") from err
-        if checkpoint_configs(st)[0] != self.model.config:
+        # "output" is decided after training (output auto): compare the networks, then take the checkpoint's.
+        theirs = dict(checkpoint_configs(st)[0])
+        mine = dict(self.model.config)
+        their_output = theirs.pop("output", "seg")
+        mine.pop("output", None)
+        if theirs != mine:
             raise ValueError(f"load checkpoint {path}: model config {checkpoint_configs(st)[0]} differs from {self.model.config}")
+        # The recipe must match too (step counts may change): resuming a checkpoint of another recipe, e.g. one
+        # trained before the defaults changed, would silently mix the two. Settings an older checkpoint lacks count
+        # as what it was trained with (LEGACY_RECIPE).
+        raw_tc = checkpoint_configs(st)[1] or {}
+        tc = dict(LEGACY_RECIPE, **raw_tc) if raw_tc else {}
+        mine_tc = dataclasses.asdict(self.cfg)
+        differ = sorted(k for k in RECIPE_KEYS if k in tc and tc[k] != mine_tc[k])
+        if differ:
+            raise ValueError(f"load checkpoint {path}: trained with another recipe ("
+                             + ", ".join(f"{k} {tc[k]!r} here {mine_tc[k]!r}" for k in differ)
+                             + "); pass the same settings or train into a new --out folder")
         self.model.load_state_dict(st["model"])
+        if self.model.seg is not None:
+            self.model.set_output(their_output)
+        self.selection = st.get("selection") or {}
         self.opt_student.load_state_dict(st["opt_student"])
         if self.opt_seg is not None and st.get("opt_seg"):
             self.opt_seg.load_state_dict(st["opt_seg"])
@@ -263,6 +326,9 @@ class Trainer:
         # Steps can grow on resume; thresholds must then be recomputed.
         if self.step_student < self.cfg.steps_student or (self.model.seg is not None and self.step_seg < self.cfg.steps_seg):
             self.thresholds = {}
+            self.selection = {}
+            if self.model.seg is not None and self.cfg.output != "rd":
+                self.model.set_output("seg")
 
 
 def load_model(path: str, teacher_weights: Optional[str] = None) -> tuple:
@@ -275,7 +341,8 @@ def load_model(path: str, teacher_weights: Optional[str] = None) -> tuple:
     teacher = build_teacher(mc["teacher"], None)
     model = RDRE(teacher, mc["size"], fusion=mc["fusion"], lda=mc["lda"], caams=mc["caams"], seg=mc["seg"],
                  window=mc["window"], lda_k=tuple(mc["lda_k"]), score=mc["score"], sigma=mc["sigma"], seg_width=mc["seg_width"],
-                 fusion_gate=mc.get("fusion_gate", False), linear_out=mc.get("linear_out", False))
+                 fusion_gate=mc.get("fusion_gate", False), linear_out=mc.get("linear_out", False),
+                 fusion_norm=mc.get("fusion_norm", False), output=mc.get("output", "seg"))
     model.load_state_dict(st["model"])
     model.eval()
     return model, st

@@ -1,0 +1,512 @@
+"""Train a list of RD-RE variants on several categories, evaluate each, and tabulate (models/README.md).
+
+Commands (run from the repository root; ``PYTHONUNBUFFERED=1`` for live progress):
+
+  python3 -m models.ablation prepare --out .devdata
+      Resized copies (256 x 256) of the development data for a device run: bottle (MVTec AD layout), the
+      magnetic-tile set as an MVTec-layout category ``mtd`` (train = MT_Free except every fourth image by
+      name, test = those held-out MT_Free images as good + all Blowhole, Crack and Fray images with masks)
+      and the DTD textures; masks are resized with nearest neighbour. Also copies the MobileNetV2 TFLite file.
+
+  python3 -m models.ablation run --data .devdata --categories bottle,mtd --out DIR [--jobs 12] [--device cuda]
+      Trains every variant (VARIANTS, or --variants a,b) on every category as separate processes, --jobs at
+      a time, each with one torch thread, then evaluates each checkpoint at the model resolution on the
+      category's test set (models/rdre/metrics.py) for the segmentation map, the RD map and their
+      combination, plus synthetic validation. Finished runs (DIR/CAT/VARIANT/result.json) are skipped, an
+      unfinished one resumes from its checkpoint. --deadline S stops launching and ends running jobs after S
+      seconds (they resume next time). Tables: DIR/ablation.md and DIR/ablation.json (also --report DIR2).
+
+  python3 -m models.ablation one ...       one variant on one category (what ``run`` launches)
+  python3 -m models.ablation table --out DIR   rewrite the tables from the result files
+
+Evaluation: the image score of a map is the mean of its top 100 values (the export's ``topk_mean:100``) or its
+maximum; "combo" is seg / s_seg + rd / s_rd with s_* the mean top-100 score of that map over the normal images
+of the synthetic validation set. Synthetic validation (never the test labels): 64 training images, half left
+normal and half with a structural anomaly (a moved copy of another training image, photometrically augmented,
+inside the foreground), seed 4242; it reports each map's image AUROC and pixel AP there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from typing import Dict, List, Optional
+
+log = logging.getLogger("models.ablation")
+
+# Every variant spells out the settings it is about, so its meaning does not move when the trainer's defaults do.
+# "paper" is the paper's reading (an I_a for every image, DTD, all components); the ablations switch one thing.
+PAPER = ["--preset", "paper"]
+VARIANTS: Dict[str, dict] = {
+    "defaults": dict(args=["--preset", "rdre"], about="RD-RE with the trainer's defaults"),
+    "plain-rd": dict(args=["--preset", "plain-rd"], rd_steps=True, dtd=False, about="plain RD, same teacher (--preset plain-rd)"),
+    "paper": dict(args=PAPER, about="the paper's reading: an I_a for every image, DTD, fusion + LDA + CAAMS-FF + seg head"),
+    "no-fusion": dict(args=PAPER + ["--no-fusion"], about="paper without cross-stage fusion"),
+    "no-lda": dict(args=PAPER + ["--no-lda"], about="paper without LDA"),
+    "no-caams": dict(args=PAPER + ["--no-caams"], about="paper without CAAMS-FF"),
+    "normal-0.5": dict(args=PAPER + ["--normal-prob", "0.5"], about="paper with half the samples normal (both stages)"),
+    "builtin-tex": dict(args=PAPER, dtd=False, about="paper with the built-in procedural textures instead of DTD"),
+    "gate": dict(args=PAPER + ["--fusion-gate"], about="paper + zero-initialised gate on the fusion branch"),
+    "fusion-norm": dict(args=PAPER + ["--fusion-norm"], about="paper + BatchNorm on the fusion's encoder branch"),
+    "fg": dict(args=PAPER + ["--anomaly-fg"], about="paper + anomalies limited to the foreground"),
+    "self-0.5": dict(args=PAPER + ["--anomaly-self", "0.5"], about="paper + half the anomalies made of moved normal images"),
+    "seg-normal-0.5": dict(args=PAPER + ["--seg-normal-prob", "0.5"], about="paper + half the segmentation-stage samples normal"),
+    "fg-self-segn": dict(args=PAPER + ["--anomaly-fg", "--anomaly-self", "0.5", "--seg-normal-prob", "0.5"],
+                         about="fg + self-0.5 + seg-normal-0.5"),
+    "fg-self-n0.5": dict(args=PAPER + ["--anomaly-fg", "--anomaly-self", "0.5", "--normal-prob", "0.5"],
+                         about="fg + self-0.5 + half the samples normal (both stages)"),
+    "anomaly-weight-1": dict(args=PAPER + ["--anomaly-weight", "1"], about="paper + extra distillation loss weight 1 inside synthetic masks"),
+    "gate-fg-self-segn": dict(args=PAPER + ["--fusion-gate", "--anomaly-fg", "--anomaly-self", "0.5", "--seg-normal-prob", "0.5"],
+                              about="gate + fg + self-0.5 + seg-normal-0.5"),
+}
+# Order of launch: what the comparison cannot do without first.
+DEFAULT_ORDER = ["defaults", "plain-rd", "paper", "normal-0.5", "no-fusion", "seg-normal-0.5", "fg-self-segn", "self-0.5",
+                 "fg", "fg-self-n0.5", "gate", "no-lda", "no-caams", "builtin-tex", "fusion-norm", "anomaly-weight-1",
+                 "gate-fg-self-segn"]
+MAPS = ("seg", "rd", "combo")
+VAL_N, VAL_SEED, TOPK = 64, 4242, 100  # as rdre/validation.py
+
+
+# --------------------------------------------------------------------------------------------- prepare
+
+
+def _save_resized(src: str, dst: str, size: int, mask: bool = False) -> None:
+    import numpy as np
+    from PIL import Image
+
+    os.makedirs(os.path.dirname(dst), exist_ok=True)
+    with Image.open(src) as im:
+        if mask:
+            a = np.asarray(im.convert("L")) >= 128
+            out = Image.fromarray((a * 255).astype(np.uint8)).resize((size, size), Image.NEAREST)
+        else:
+            import torch
+
+            from .rdre.preprocess import resize
+
+            grey = im.mode in ("L", "I;16", "I")
+            x = torch.from_numpy(np.asarray(im.convert("RGB"), dtype=np.uint8).copy()).permute(2, 0, 1).float().div(255).unsqueeze(0)
+            y = (resize(x, size)[0].permute(1, 2, 0).clamp(0, 1).numpy() * 255 + 0.5).astype(np.uint8)
+            out = Image.fromarray(y[..., 0] if grey else y, "L" if grey else "RGB")
+        if dst.lower().endswith(".jpg"):
+            out.save(dst, quality=90)
+        else:
+            out.save(dst, optimize=True)
+
+
+def prepare(args) -> int:
+    """Write the resized development data (see the module docstring)."""
+    import glob
+
+    size, out = args.size, args.out
+    n = 0
+    bottle = os.path.join(args.mvtec, "bottle")
+    if os.path.isdir(bottle):
+        for p in sorted(glob.glob(os.path.join(bottle, "train", "good", "*.png"))):
+            _save_resized(p, os.path.join(out, "bottle", "train", "good", os.path.basename(p)), size)
+            n += 1
+        for p in sorted(glob.glob(os.path.join(bottle, "test", "*", "*.png"))):
+            kind = os.path.basename(os.path.dirname(p))
+            _save_resized(p, os.path.join(out, "bottle", "test", kind, os.path.basename(p)), size)
+            n += 1
+        for p in sorted(glob.glob(os.path.join(bottle, "ground_truth", "*", "*.png"))):
+            kind = os.path.basename(os.path.dirname(p))
+            _save_resized(p, os.path.join(out, "bottle", "ground_truth", kind, os.path.basename(p)), size, mask=True)
+    if os.path.isdir(args.mtd):
+        free = sorted(glob.glob(os.path.join(args.mtd, "MT_Free", "Imgs", "*.jpg")))
+        # Split of MT_Free (sorted by name): every fourth image (index % 4 == 3) is held out as a good test image.
+        for i, p in enumerate(free):
+            stem = os.path.splitext(os.path.basename(p))[0]
+            where = ("test", "good") if i % 4 == 3 else ("train", "good")
+            _save_resized(p, os.path.join(out, "mtd", *where, stem + ".png"), size)
+            n += 1
+        for cls in ("Blowhole", "Crack", "Fray"):
+            for p in sorted(glob.glob(os.path.join(args.mtd, "MT_" + cls, "Imgs", "*.jpg"))):
+                stem = os.path.splitext(os.path.basename(p))[0]
+                kind = cls.lower()
+                _save_resized(p, os.path.join(out, "mtd", "test", kind, stem + ".png"), size)
+                _save_resized(p[:-4] + ".png", os.path.join(out, "mtd", "ground_truth", kind, stem + "_mask.png"), size, mask=True)
+                n += 1
+    if os.path.isdir(args.dtd):
+        for p in sorted(glob.glob(os.path.join(args.dtd, "*", "*.jpg"))):
+            _save_resized(p, os.path.join(out, "dtd", os.path.basename(os.path.dirname(p)), os.path.basename(p)), size)
+            n += 1
+    if args.tflite and os.path.isfile(args.tflite):
+        shutil.copy(args.tflite, os.path.join(out, os.path.basename(args.tflite)))
+    print(f"prepare: {n} images at {size} -> {out}")
+    return 0
+
+
+# --------------------------------------------------------------------------------------------- evaluation
+
+
+def _scores(maps, k: int = TOPK):
+    flat = maps.flatten(1)
+    return flat.topk(min(k, flat.shape[1]), dim=1).values.mean(dim=1), flat.max(dim=1).values
+
+
+def evaluate_checkpoint(ckpt: str, root: str, device: str = "cpu", batch: int = 16) -> dict:
+    """Test metrics (at the model resolution) and synthetic-validation metrics of a checkpoint's maps."""
+    import numpy as np
+    import torch
+    import torch.nn.functional as F
+
+    from .rdre import metrics
+    from .rdre.data import load_train, mask_for, test_files, train_files
+    from .rdre.preprocess import preprocess_file
+    from .rdre.trainer import load_model
+    from .rdre.validation import raw_maps, validation_maps, validation_metrics
+
+    model, st = load_model(ckpt)
+    model.to(device).eval()
+    size, mean, std = model.size, model.teacher.mean, model.teacher.std
+    has_seg = model.seg is not None
+
+    # Synthetic validation (rdre/validation.py): never the test set.
+    images = load_train(root, size, files=train_files(root))
+    vmaps, vmasks, norm = validation_maps(model, images, device, VAL_N, VAL_SEED, batch)
+    val = validation_metrics(vmaps, vmasks)
+
+    # Test set at the model resolution: masks resized with nearest neighbour.
+    tmaps: Dict[str, list] = {k: [] for k in vmaps}
+    masks, labels, keys = [], [], []
+    files = test_files(root)
+    for i in range(0, len(files), batch):
+        chunk = files[i : i + batch]
+        xs = []
+        for kind, stem, path in chunk:
+            x, h, w = preprocess_file(path, size, mean, std)
+            xs.append(x)
+            g = mask_for(root, kind, stem, h, w)
+            if g.shape != (size, size):
+                g = F.interpolate(torch.from_numpy(g.astype(np.float32))[None, None], size=(size, size), mode="nearest")[0, 0].numpy() > 0.5
+            masks.append(g)
+            labels.append(kind != "good")
+            keys.append(f"{kind}/{stem}")
+        s, r = raw_maps(model, torch.cat(xs), device)
+        tmaps["rd"].append(r)
+        if has_seg:
+            tmaps["seg"].append(s)
+            tmaps["combo"].append(s / norm["seg"] + r / norm["rd"])
+    labels_np = np.array(labels)
+    gx = np.concatenate([m.ravel() for m in masks])
+    out = {"images": len(keys), "size": size, "norm": norm, "maps": {}, "scores": {}, "labels": labels, "keys": keys,
+           "train_config": st.get("train_config", {}), "model_config": st.get("config", {}),
+           "elapsed": st.get("elapsed", {}), "output": model.output, "selection": st.get("selection") or {}}
+    for k in tmaps:
+        m = torch.cat(tmaps[k])
+        topk, mx = _scores(m)
+        arr = m[:, 0].numpy().astype(np.float32)
+        res = {
+            "image_auroc": metrics.auroc(topk.numpy(), labels_np),
+            "image_auroc_max": metrics.auroc(mx.numpy(), labels_np),
+            "pixel_auroc": metrics.auroc(arr.ravel(), gx),
+            "pixel_ap": metrics.average_precision(arr.ravel(), gx),
+            "aupro": metrics.aupro(list(arr), masks),
+            "val_image_auroc": val[k]["image_auroc"],
+            "val_pixel_ap": val[k]["pixel_ap"],
+        }
+        out["maps"][k] = res
+        out["scores"][k] = {"topk": [round(float(v), 6) for v in topk], "max": [round(float(v), 6) for v in mx]}
+    return out
+
+
+# --------------------------------------------------------------------------------------------- one run
+
+
+def train_argv(ns, category: str, variant: str, out: str) -> List[str]:
+    v = VARIANTS[variant]
+    argv = ["--data", ns.data, "--category", category, "--size", str(ns.size), "--batch-size", str(ns.batch_size),
+            "--seed", str(ns.seed), "--threads", str(ns.threads), "--device", ns.device, "--out", out, "--resume",
+            "--log-every", "50", "--ckpt-every", "250"]
+    if v.get("rd_steps"):
+        argv += ["--steps-student", str(ns.steps_rd)]
+    else:
+        argv += ["--steps-student", str(ns.steps_student), "--steps-seg", str(ns.steps_seg)]
+    if v.get("dtd", True) and ns.anomaly_source:
+        argv += ["--anomaly-source", ns.anomaly_source]
+    if ns.teacher_weights:
+        argv += ["--teacher-weights", ns.teacher_weights]
+    if ns.random_teacher:
+        argv += ["--random-teacher"]
+    return argv + list(v["args"])
+
+
+def one(ns) -> int:
+    import torch
+
+    from . import train as train_cli
+
+    out = os.path.join(ns.out, ns.category, ns.variant)
+    os.makedirs(out, exist_ok=True)
+    res_path = os.path.join(out, "result.json")
+    if os.path.isfile(res_path):
+        return 0
+    torch.set_num_threads(max(1, ns.threads))
+    argv = train_argv(ns, ns.category, ns.variant, out)
+    t0 = time.perf_counter()
+    rc = train_cli.main(argv)
+    if rc != 0:
+        return rc
+    t1 = time.perf_counter()
+    root = os.path.join(ns.data, ns.category)
+    res = evaluate_checkpoint(os.path.join(out, "checkpoint.pt"), root, "cuda" if ns.device.startswith("cuda") else "cpu")
+    res.update(category=ns.category, variant=ns.variant, about=VARIANTS[ns.variant]["about"], train_argv=argv,
+               train_s=round(t1 - t0, 1), eval_s=round(time.perf_counter() - t1, 1))
+    tmp = res_path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(res, f)
+    os.replace(tmp, res_path)
+    # The checkpoint (optimiser states included) is not needed once evaluated; keep the model weights only.
+    ck = os.path.join(out, "checkpoint.pt")
+    if not ns.keep_checkpoints and os.path.isfile(ck):
+        os.remove(ck)
+    print(f"one: {ns.category}/{ns.variant} done: train {t1 - t0:.0f} s, eval {res['eval_s']:.0f} s")
+    return 0
+
+
+# --------------------------------------------------------------------------------------------- tables
+
+
+def load_results(out: str) -> List[dict]:
+    rows = []
+    if not os.path.isdir(out):
+        return rows
+    for cat in sorted(os.listdir(out)):
+        d = os.path.join(out, cat)
+        if not os.path.isdir(d):
+            continue
+        for var in sorted(os.listdir(d)):
+            p = os.path.join(d, var, "result.json")
+            if os.path.isfile(p):
+                with open(p) as f:
+                    rows.append(json.load(f))
+    return rows
+
+
+METRIC_COLS = (("image_auroc", "I-AUROC"), ("pixel_auroc", "P-AUROC"), ("pixel_ap", "AP"), ("aupro", "AUPRO"))
+
+
+def _fmt(v: Optional[float]) -> str:
+    return "" if v is None else f"{100 * v:.2f}"
+
+
+def tables(out: str, report: Optional[str] = None, order: Optional[List[str]] = None) -> None:
+    rows = load_results(out)
+    order = order or DEFAULT_ORDER
+    cats = sorted({r["category"] for r in rows})
+    by = {(r["category"], r["variant"]): r for r in rows}
+    variants = [v for v in order if any((c, v) in by for c in cats)] + sorted({r["variant"] for r in rows} - set(order))
+    sizes = sorted({r.get("size") for r in rows})
+    lines = ["# Ablation results", "",
+             f"Metrics in %, at the model resolution ({', '.join(str(s) for s in sizes)}: images resized to it for training and test, masks with",
+             "nearest neighbour). I-AUROC uses the mean of the top 100 map values; `max` the map maximum. `val` columns:",
+             "synthetic validation (image AUROC / pixel AP; never the test labels). combo = seg / s_seg + rd / s_rd.", ""]
+    summary = {"categories": cats, "rows": []}
+
+    def table(title: str, get):
+        lines.extend([f"## {title}", "", "| variant | map | I-AUROC | I-AUROC (max) | P-AUROC | AP | AUPRO | val I-AUROC | val AP | train s |",
+                      "|---|---|---|---|---|---|---|---|---|---|"])
+        for v in variants:
+            for mp in MAPS:
+                r = get(v, mp)
+                if r is None:
+                    continue
+                lines.append("| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |".format(
+                    v, mp, _fmt(r.get("image_auroc")), _fmt(r.get("image_auroc_max")), _fmt(r.get("pixel_auroc")),
+                    _fmt(r.get("pixel_ap")), _fmt(r.get("aupro")), _fmt(r.get("val_image_auroc")), _fmt(r.get("val_pixel_ap")),
+                    r.get("train_s", "")))
+        lines.append("")
+
+    head = list(lines)
+
+    def get(v, mp, c):
+        r = by.get((c, v))
+        if r is None or mp not in r["maps"]:
+            return None
+        return dict(r["maps"][mp], train_s=r.get("train_s"))
+
+    for c in cats:
+        for v in variants:
+            r = by.get((c, v))
+            if r:
+                for mp, m in r["maps"].items():
+                    summary["rows"].append(dict(category=c, variant=v, map=mp, **{k: m[k] for k in m}))
+
+    def mean_get(v, mp):
+        rs = [by.get((c, v)) for c in cats]
+        if not rs or any(r is None or mp not in r["maps"] for r in rs):
+            return None
+        keys = rs[0]["maps"][mp].keys()
+        return {k: sum(r["maps"][mp][k] for r in rs) / len(rs) for k in keys}
+
+    # One Markdown table and one JSON file per category, beside the combined files.
+    for c in cats:
+        lines[:] = list(head)
+        table(c, lambda v, mp, c=c: get(v, mp, c))
+        with open(os.path.join(out, f"{c}.md"), "w") as f:
+            f.write("\n".join(lines))
+        with open(os.path.join(out, f"{c}.json"), "w") as f:
+            json.dump([row for row in summary["rows"] if row["category"] == c], f, indent=1)
+    lines[:] = list(head)
+    for c in cats:
+        table(c, lambda v, mp, c=c: get(v, mp, c))
+    if len(cats) > 1:
+        table("mean over " + ", ".join(cats), mean_get)
+    lines += ["## Variants", ""] + [f"- `{v}`: {VARIANTS[v]['about'] if v in VARIANTS else ''}" for v in variants] + [""]
+    text = "\n".join(lines)
+    for d in [out] + ([report] if report else []):
+        os.makedirs(d, exist_ok=True)
+        with open(os.path.join(d, "ablation.md"), "w") as f:
+            f.write(text)
+        with open(os.path.join(d, "ablation.json"), "w") as f:
+            json.dump(summary, f, indent=1)
+
+
+# --------------------------------------------------------------------------------------------- runner
+
+
+def _tail(path: str) -> str:
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, 2)
+            f.seek(max(0, f.tell() - 400))
+            lines = f.read().decode(errors="replace").strip().splitlines()
+        return lines[-1][-110:] if lines else ""
+    except OSError:
+        return ""
+
+
+def run_all(ns) -> int:
+    cats = [c for c in ns.categories.split(",") if c]
+    variants = [v for v in (ns.variants.split(",") if ns.variants else DEFAULT_ORDER) if v]
+    for v in variants:
+        if v not in VARIANTS:
+            print(f"ablation: unknown variant {v!r} (known: {', '.join(VARIANTS)})", file=sys.stderr)
+            return 2
+    jobs = [(c, v) for v in variants for c in cats if not os.path.isfile(os.path.join(ns.out, c, v, "result.json"))]
+    print(f"ablation: {len(jobs)} runs to do ({len(cats) * len(variants) - len(jobs)} done), {ns.jobs} at a time", flush=True)
+    t_start = time.monotonic()
+    running: Dict[tuple, tuple] = {}
+    failed = []
+    env = dict(os.environ, OMP_NUM_THREADS=str(ns.threads), MKL_NUM_THREADS=str(ns.threads), PYTHONUNBUFFERED="1")
+    last_print = 0.0
+    stopped = False
+    while jobs or running:
+        late = ns.deadline and time.monotonic() - t_start > ns.deadline
+        if late and not stopped:
+            print(f"ablation: deadline {ns.deadline} s reached: stopping {len(running)} runs, {len(jobs)} not started", flush=True)
+            for key, (proc, _, _) in running.items():
+                proc.send_signal(signal.SIGTERM)
+            jobs, stopped = [], True
+        while jobs and len(running) < ns.jobs and not stopped:
+            c, v = jobs.pop(0)
+            d = os.path.join(ns.out, c, v)
+            os.makedirs(d, exist_ok=True)
+            cmd = [sys.executable, "-m", "models.ablation", "one", "--category", c, "--variant", v] + _common_argv(ns)
+            logf = open(os.path.join(d, "run.log"), "a")
+            running[(c, v)] = (subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT, env=env), logf, time.monotonic())
+            print(f"ablation: start {c}/{v}", flush=True)
+        for key in list(running):
+            proc, logf, t0 = running[key]
+            rc = proc.poll()
+            if rc is None:
+                continue
+            logf.close()
+            del running[key]
+            ok = rc == 0 and os.path.isfile(os.path.join(ns.out, key[0], key[1], "result.json"))
+            print(f"ablation: {'done' if ok else 'FAILED rc=%s' % rc} {key[0]}/{key[1]} in {time.monotonic() - t0:.0f} s "
+                  f"(elapsed {time.monotonic() - t_start:.0f} s)", flush=True)
+            if not ok:
+                failed.append(key)
+                print("  " + _tail(os.path.join(ns.out, key[0], key[1], "run.log")), flush=True)
+            tables(ns.out, ns.report)
+        if time.monotonic() - last_print > ns.progress_every and running:
+            last_print = time.monotonic()
+            for (c, v), _ in running.items():
+                print(f"  {c}/{v}: {_tail(os.path.join(ns.out, c, v, 'train.log'))}", flush=True)
+        time.sleep(1.0)
+    tables(ns.out, ns.report)
+    print(f"ablation: finished in {time.monotonic() - t_start:.0f} s; failed: {failed or 'none'}", flush=True)
+    return 1 if failed or stopped else 0
+
+
+def _common_argv(ns) -> List[str]:
+    argv = ["--data", ns.data, "--out", ns.out, "--size", str(ns.size), "--batch-size", str(ns.batch_size),
+            "--steps-student", str(ns.steps_student), "--steps-seg", str(ns.steps_seg), "--steps-rd", str(ns.steps_rd),
+            "--seed", str(ns.seed), "--threads", str(ns.threads), "--device", ns.device]
+    if ns.anomaly_source:
+        argv += ["--anomaly-source", ns.anomaly_source]
+    if ns.teacher_weights:
+        argv += ["--teacher-weights", ns.teacher_weights]
+    if ns.keep_checkpoints:
+        argv += ["--keep-checkpoints"]
+    if ns.random_teacher:
+        argv += ["--random-teacher"]
+    return argv
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", required=True, help="folder of MVTec-layout categories (e.g. .devdata)")
+    p.add_argument("--out", required=True, help="output folder: OUT/CAT/VARIANT/{train.log,run.log,result.json}")
+    p.add_argument("--size", type=int, default=256)
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--steps-student", type=int, default=1000)
+    p.add_argument("--steps-seg", type=int, default=450)
+    p.add_argument("--steps-rd", type=int, default=1500, help="student steps of the plain-RD baseline (make train-bottle-rd)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=1, help="torch threads per run")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--anomaly-source", default=None, help="DTD folder for the variants that use it")
+    p.add_argument("--teacher-weights", default=None, help="TFLite file (default: the trainer's default path)")
+    p.add_argument("--keep-checkpoints", action="store_true")
+    p.add_argument("--random-teacher", action="store_true", help="random-initialised teacher (tests only)")
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python3 -m models.ablation", description=__doc__.split("\n")[0])
+    sub = p.add_subparsers(dest="cmd", required=True)
+    pp = sub.add_parser("prepare", help="resized development data for a device run")
+    pp.add_argument("--out", required=True)
+    pp.add_argument("--size", type=int, default=256)
+    pp.add_argument("--mvtec", default="../shared/data/mvtec")
+    pp.add_argument("--mtd", default="../shared/data/mtd")
+    pp.add_argument("--dtd", default="../shared/data/dtd")
+    pp.add_argument("--tflite", default="../shared/weights/mobilenet_v2_1.0_224_quant.tflite")
+    pr = sub.add_parser("run", help="train and evaluate variants x categories")
+    _add_common(pr)
+    pr.add_argument("--categories", default="bottle,mtd")
+    pr.add_argument("--variants", default="", help="comma-separated (default: all, in launch order)")
+    pr.add_argument("--jobs", type=int, default=2)
+    pr.add_argument("--deadline", type=float, default=0, help="seconds after which running jobs are stopped (0: none)")
+    pr.add_argument("--report", default=None, help="second folder for ablation.md / ablation.json")
+    pr.add_argument("--progress-every", type=float, default=30.0)
+    po = sub.add_parser("one", help="one variant on one category")
+    _add_common(po)
+    po.add_argument("--category", required=True)
+    po.add_argument("--variant", required=True, choices=sorted(VARIANTS))
+    pt = sub.add_parser("table", help="rewrite the tables")
+    pt.add_argument("--out", required=True)
+    pt.add_argument("--report", default=None)
+    ns = p.parse_args(argv)
+    if ns.cmd != "one":  # "one" leaves logging to models.train (its train.log)
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    if ns.cmd == "prepare":
+        return prepare(ns)
+    if ns.cmd == "run":
+        return run_all(ns)
+    if ns.cmd == "one":
+        return one(ns)
+    tables(ns.out, ns.report)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,192 @@
+"""The training recipe: defaults, presets, the synthesis options, output selection and the ablation runner."""
+
+import json
+import os
+
+import pytest
+import torch
+
+from models import train as train_cli
+from models.rdre.model import RDRE
+from models.rdre.synthesis import AnomalySynthesizer, foreground_mask, perlin_mask
+from models.rdre.teacher import build_teacher
+from models.rdre.trainer import TrainConfig, Trainer, load_model
+
+from .conftest import smooth_images
+
+SIZE = 64
+
+
+def disc_on_black(size: int = 64) -> torch.Tensor:
+    ys, xs = torch.meshgrid(torch.arange(size).float(), torch.arange(size).float(), indexing="ij")
+    disc = ((ys - size / 2) ** 2 + (xs - size / 2) ** 2 < (size / 3) ** 2).float()
+    return torch.stack([0.7 * disc, 0.6 * disc, 0.5 * disc]) + 0.02
+
+
+def test_TrainConfig_defaults_AreTheChosenRecipe():
+    # models/README.md ("Beyond bottle"): the paper's components and rates, an I_a for every image in the
+    # student stage, anomalies in the foreground, half of them made of moved normal images, half the
+    # segmentation-stage samples normal, the exported map chosen on synthetic validation.
+    d = TrainConfig()
+    assert (d.fusion, d.lda, d.caams, d.seg) == (True, True, True, True)
+    assert (d.fusion_gate, d.fusion_norm, d.anomaly_weight) == (False, False, 0.0)
+    assert (d.lr_student, d.lr_fusion, d.lr_seg, d.optimizer) == (0.1, 0.01, 0.1, "sgd")
+    assert d.normal_prob == 0.0
+    assert d.seg_normal_prob == 0.5
+    assert d.anomaly_fg is True
+    assert d.anomaly_self == 0.5
+    assert d.output == "auto"
+    assert d.score == "topk_mean:100"
+
+
+def _cfg(argv):
+    args = train_cli.parse_args(["--data", "D", "--out", "O"] + argv)
+    return args, train_cli.config_from_args(args)
+
+
+def test_train_presets_SetTheirRecipes():
+    _, c = _cfg([])
+    d = TrainConfig()
+    for k in ("normal_prob", "seg_normal_prob", "anomaly_fg", "anomaly_self", "output", "fusion", "lda", "caams", "seg",
+              "fusion_gate", "fusion_norm", "batch_size", "steps_student", "steps_seg"):
+        assert getattr(c, k) == getattr(d, k), k
+    _, rd = _cfg(["--preset", "plain-rd"])
+    assert (rd.fusion, rd.seg, rd.normal_prob, rd.steps_seg) == (False, False, 1.0, 0)
+    assert rd.lda and rd.caams  # unused without fusion
+    _, paper = _cfg(["--preset", "paper"])
+    assert (paper.normal_prob, paper.seg_normal_prob, paper.anomaly_fg, paper.anomaly_self, paper.output) == (0.0, None, False, 0.0, "seg")
+    assert paper.fusion and paper.seg
+    # Explicit flags win over a preset's values.
+    _, mixed = _cfg(["--preset", "paper", "--anomaly-fg", "--seg-normal-prob", "0.25"])
+    assert mixed.anomaly_fg and mixed.seg_normal_prob == 0.25 and mixed.anomaly_self == 0.0
+    _, off = _cfg(["--no-anomaly-fg", "--anomaly-self", "0", "--output", "seg"])
+    assert (off.anomaly_fg, off.anomaly_self, off.output) == (False, 0.0, "seg")
+
+
+def test_foreground_mask_ObjectVersusTexture():
+    img = disc_on_black()
+    fg = foreground_mask(img)
+    disc = img[0] > 0.1
+    assert fg.shape == (1, 64, 64)
+    agree = float((fg[0].bool() == disc).float().mean())
+    assert agree > 0.95, agree
+    tex = smooth_images(1, 64, 3)[0]
+    assert float(foreground_mask(tex).mean()) == 1.0
+
+
+def test_perlin_mask_within_StaysInside():
+    g = torch.Generator().manual_seed(0)
+    within = torch.zeros(1, 64, 64)
+    within[:, 16:48, 16:48] = 1
+    for _ in range(8):
+        m = perlin_mask(64, g, within=within)
+        assert m.sum() > 0
+        assert float((m * (1 - within)).sum()) == 0.0
+
+
+def test_AnomalySynthesizer_self_UsesNormalImagesAndValidates():
+    imgs = smooth_images(4, SIZE, 5)
+    with pytest.raises(ValueError, match="self_images"):
+        AnomalySynthesizer(SIZE, None, normal_prob=0.0, self_prob=0.5)
+    with pytest.raises(ValueError, match="self_prob"):
+        AnomalySynthesizer(SIZE, None, normal_prob=0.0, self_prob=1.5, self_images=imgs)
+    s = AnomalySynthesizer(SIZE, None, normal_prob=0.0, self_prob=1.0, self_images=imgs)
+    fg = torch.zeros(4, 1, SIZE, SIZE)
+    fg[:, :, :32] = 1
+    a, m = s(imgs, torch.Generator().manual_seed(1), fg=fg)
+    b, m2 = s(imgs, torch.Generator().manual_seed(1), fg=fg)
+    assert torch.equal(a, b) and torch.equal(m, m2)
+    assert float(m[:, :, 32:].sum()) == 0.0 and float(m.sum()) > 0
+    assert torch.equal(a * (1 - m), imgs * (1 - m))  # outside the mask the image is untouched
+
+
+def test_RDRE_output_RdExportsTheRdMap():
+    model = RDRE(build_teacher("mobilenet_v2", None), SIZE).eval()
+    x = torch.randn(2, 3, SIZE, SIZE)
+    amap, _, rd = model(x)
+    assert not torch.equal(amap, rd)
+    model.set_output("rd")
+    assert model.config["output"] == "rd"
+    amap, score, rd = model(x)
+    assert torch.equal(amap, rd)
+    model.set_output("seg")
+    assert "output" not in model.config
+    with pytest.raises(ValueError):
+        RDRE(build_teacher("mobilenet_v2", None), SIZE, seg=False).set_output("seg")
+
+
+def test_Trainer_defaults_SelectOutputAndRecordIt(tmp_path):
+    images = smooth_images(8, SIZE, 0)
+    cfg = TrainConfig(size=SIZE, batch_size=4, steps_student=2, steps_seg=2, seed=0, log_every=1000, ckpt_every=1000, fusion_norm=True)
+    tr = Trainer(cfg, images)
+    assert tr.fg is not None and tr.synth.self_prob == 0.5 and tr.synth_seg.normal_prob == 0.5 and tr.synth.normal_prob == 0.0
+    ckpt = str(tmp_path / "c.pt")
+    tr.run(ckpt)
+    assert tr.selection["output"] in ("seg", "rd")
+    assert set(tr.selection["validation"]) == {"seg", "rd"}
+    assert tr.model.output == tr.selection["output"]
+    model, st = load_model(ckpt)
+    assert model.output == tr.model.output and st["selection"] == tr.selection
+    assert model.config.get("fusion_norm") is True
+    # A finished checkpoint resumes (config compared without the chosen output) and keeps its choice.
+    again = Trainer(cfg, images)
+    again.load(ckpt)
+    assert again.model.output == tr.model.output and again.selection == tr.selection
+    from models.export import checkpoint_info, metadata_for
+
+    md = metadata_for(model, checkpoint_info(st))
+    assert md["rdre.output"] == model.output
+    assert json.loads(md["rdre.output_selection"])["output"] == model.output
+    assert json.loads(md["rdre.components"])["fusion_norm"] is True
+
+
+def test_ablation_one_and_tables(mvtec_dir, tmp_path):
+    from models import ablation
+
+    data = os.path.dirname(mvtec_dir)
+    out = str(tmp_path / "abl")
+    common = ["--data", data, "--out", out, "--size", "64", "--batch-size", "2", "--steps-student", "1", "--steps-seg", "1",
+              "--steps-rd", "1", "--random-teacher"]
+    for v in ("plain-rd", "defaults"):
+        assert ablation.main(["one", "--category", "cat", "--variant", v] + common) == 0
+    res = json.load(open(os.path.join(out, "cat", "defaults", "result.json")))
+    assert set(res["maps"]) == {"seg", "rd", "combo"}
+    assert res["size"] == 64 and res["images"] == 4
+    for m in res["maps"].values():
+        assert {"image_auroc", "pixel_auroc", "pixel_ap", "aupro", "val_image_auroc", "val_pixel_ap"} <= set(m)
+    rd = json.load(open(os.path.join(out, "cat", "plain-rd", "result.json")))
+    assert set(rd["maps"]) == {"rd"} and rd["train_config"]["normal_prob"] == 1.0
+    assert ablation.main(["table", "--out", out]) == 0
+    md = open(os.path.join(out, "ablation.md")).read()
+    assert "| defaults | seg |" in md and "| plain-rd | rd |" in md
+    # A finished run is skipped.
+    assert ablation.main(["one", "--category", "cat", "--variant", "defaults"] + common) == 0
+
+
+def test_Trainer_load_OtherRecipe_Errors(tmp_path):
+    images = smooth_images(8, SIZE, 0)
+    base = dict(size=SIZE, batch_size=4, steps_student=1, steps_seg=0, seed=0, log_every=1000, ckpt_every=1000)
+    ckpt = str(tmp_path / "c.pt")
+    tr = Trainer(TrainConfig(**base, normal_prob=0.5), images)
+    tr._run_stage("student", 1, ckpt)
+    with pytest.raises(ValueError, match="another recipe.*normal_prob"):
+        Trainer(TrainConfig(**base), images).load(ckpt)
+    Trainer(TrainConfig(**dict(base, steps_student=3), normal_prob=0.5), images).load(ckpt)  # more steps: fine
+
+
+def test_Trainer_load_CheckpointFromBeforeTheNewDefaults_Errors(tmp_path):
+    # A checkpoint without the new settings was trained with the paper's reading: the new defaults refuse it,
+    # --preset paper's settings accept it.
+    images = smooth_images(8, SIZE, 0)
+    base = dict(size=SIZE, batch_size=4, steps_student=1, steps_seg=0, seed=0, log_every=1000, ckpt_every=1000)
+    paper = dict(seg_normal_prob=None, anomaly_fg=False, anomaly_self=0.0, output="seg")
+    ckpt = str(tmp_path / "old.pt")
+    tr = Trainer(TrainConfig(**base, **paper), images)
+    tr._run_stage("student", 1, ckpt)
+    st = torch.load(ckpt, weights_only=False)
+    for k in ("seg_normal_prob", "anomaly_fg", "anomaly_self", "output"):
+        del st["train_config"][k]
+    torch.save(st, ckpt)
+    with pytest.raises(ValueError, match="another recipe"):
+        Trainer(TrainConfig(**base), images).load(ckpt)
+    Trainer(TrainConfig(**base, **paper), images).load(ckpt)
