@@ -120,7 +120,7 @@ func (a *Accumulator) Partial() *sm.Result {
 		return res
 	}
 	var w warnings
-	img := imageSweep(preps, a.opt.FPRLimit)
+	img := imageSweep(preps)
 	res.ImageAUROC = w.check(img.auroc(), "image_auroc", img.undefinedAUROC("images"))
 	res.ImageAP = w.check(img.ap(), "image_ap", img.undefinedAP("images"))
 	res.ImageF1Max, res.ImageF1MaxThreshold = img.f1()
@@ -129,10 +129,11 @@ func (a *Accumulator) Partial() *sm.Result {
 		P += binD[b]
 		N += binN[b]
 	}
-	px := newSweep(P, N, R, a.opt.FPRLimit, true)
+	lims, primary := a.opt.limits()
+	px := newSweep(P, N, trackCounts{R: R}, sweepConfig{lims: lims, primary: primary}, true)
 	for b := nBuckets - 1; b >= 0; b-- {
 		if binN[b]+binD[b] > 0 {
-			px.step(float64(unkey(uint32(b)<<bucketBits)), binD[b], binN[b], binPro[b])
+			px.stepPro(float64(unkey(uint32(b)<<bucketBits)), binD[b], binN[b], binPro[b])
 		}
 	}
 	px.finish()

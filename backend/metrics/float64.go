@@ -357,3 +357,17 @@ func (c *codeBook) decodeResult(res *sm.Result) {
 		}
 	}
 }
+
+// probe translates a pixel threshold t into code space: the code of the lowest distinct value >= t, so
+// that a code is >= the result exactly when its value is >= t; +Inf when no value reaches t.
+func (c *codeBook) probe(t float64) float64 {
+	if math.IsInf(t, -1) {
+		t = -math.MaxFloat64
+	}
+	k := key64(t)
+	r, _ := slices.BinarySearch(c.keys, k)
+	if r >= len(c.keys) {
+		return math.Inf(1)
+	}
+	return float64(codeOf(r))
+}

@@ -10,6 +10,15 @@
 //     together) PRO is the mean covered fraction over all regions of all images and FPR is false positives
 //     over all normal pixels of all images; the area under PRO(FPR) from 0 to the FPR limit by trapezoids, the
 //     last one cut at the limit by linear interpolation, divided by the limit;
+//   - AUPRO at several limits in the one sweep (Options.FPRLimits; 0.05 and 0.3 always): the area grows from
+//     the lowest limit to the highest and each limit takes the area so far plus the segment cut at it;
+//   - with a pixel threshold (Options.Threshold): SegF1 over all pixels at once, the mean of per-image F1 over
+//     the images with a defect pixel or a prediction, and PRO at the threshold, taken in the same sweep
+//     without changing how its sums are accumulated;
+//   - with Detail: PRO and AUPRO per region size (share of the image: < 0.1 %, 0.1 % to 1 %, > 1 %), each
+//     size its own track over the same FPR axis;
+//   - with saturation regions (Image.SatRegions, MVTec LOCO): sPRO and AU-sPRO, each region's overlap
+//     min(1, covered / saturation), pooled, by kind and the mean over kinds;
 //   - thresholds: anomalous iff score >= threshold; F1-max reports the lowest threshold reaching the maximum;
 //   - an undefined metric is nil with a warning, never NaN or 0;
 //   - results do not depend on the order of the images: Compute orders them by Key first, and every sum
@@ -41,6 +50,13 @@
 // Accumulator accepts Map64 images too: Final is exact as Compute is; Partial bins them at float32 resolution
 // like every estimate.
 //
+// Exact state (State, state.go): the result is a function of per-source histograms over the distinct pixel
+// values with per-cell defect counts; every group of tied scores enters the sweep by ascending cell, in
+// Compute as in State.Result, so states of disjoint sets merge (Merge) into the bit-identical result of the
+// whole. Builder makes a state image by image in memory that does not grow with the pixels when the values
+// are few; ComputeStream sorts without holding the maps (read again for the sort). docs/metrics.md has the
+// definitions for users.
+//
 // The package is pure Go and builds for wasm.
 package metrics
 
@@ -68,12 +84,24 @@ type Image struct {
 	Map   []float32
 	Map64 []float64
 	Mask  []bool // row-major, W*H values, true = defect; nil = all normal
+	// SatRegions are the regions of sPRO (MVTec LOCO AD: one per mask file); nil for none. With them the
+	// result has AU-sPRO; regions of AUPRO stay the 8-connected components of Mask.
+	SatRegions []SatRegion
 }
 
 // Options tune an evaluation. The zero value is the standard evaluation.
 type Options struct {
-	// FPRLimit is the upper integration limit of AUPRO, in (0, 1]; 0 means 0.3.
+	// FPRLimit is the upper integration limit of AUPRO (PixelAUPRO, the PRO curve), in (0, 1]; 0 means 0.3.
 	FPRLimit float64
+	// FPRLimits are more limits for PixelAUPROByLimit, which always has 0.05, 0.3 and FPRLimit. Every
+	// limit is integrated in the one sweep.
+	FPRLimits []float64
+	// Threshold is the pixel threshold of SegF1 and PRO at the threshold (score >= threshold is
+	// anomalous); nil: none, and those metrics are absent. ThresholdSource says where it came from.
+	Threshold       *float64
+	ThresholdSource string
+	// ImageThreshold, with Threshold, adds image F1, TPR and FPR at it to Result.Threshold.
+	ImageThreshold *float64
 	// Detail adds the per-image table (per-image pixel AP and region coverage), which costs one more sort
 	// of the pixels of defective images.
 	Detail bool
@@ -95,6 +123,17 @@ func (o Options) normalized() (Options, error) {
 	}
 	if !(o.FPRLimit > 0 && o.FPRLimit <= 1) {
 		return o, fmt.Errorf("fpr limit %v: must be in (0, 1]", o.FPRLimit)
+	}
+	for _, l := range o.FPRLimits {
+		if !(l > 0 && l <= 1) {
+			return o, fmt.Errorf("fpr limit %v: must be in (0, 1]", l)
+		}
+	}
+	if o.Threshold != nil && (math.IsNaN(*o.Threshold) || math.IsInf(*o.Threshold, 0)) {
+		return o, fmt.Errorf("threshold %v is not finite", *o.Threshold)
+	}
+	if o.ImageThreshold != nil && (math.IsNaN(*o.ImageThreshold) || math.IsInf(*o.ImageThreshold, 0)) {
+		return o, fmt.Errorf("image threshold %v is not finite", *o.ImageThreshold)
 	}
 	if o.Workers <= 0 {
 		o.Workers = runtime.GOMAXPROCS(0)
@@ -146,6 +185,14 @@ func computePrepared(preps []*prepared, opt Options) (*sm.Result, error) {
 			return nil, fmt.Errorf("evaluate: duplicate image key %q", preps[i].img.Key)
 		}
 	}
+	if opt.Threshold != nil {
+		_ = parallel(len(preps), opt.Workers, func(i int, _ *scratch) error {
+			if !preps[i].counted {
+				preps[i].countAt(*opt.Threshold)
+			}
+			return nil
+		})
+	}
 	var codes *codeBook
 	for _, p := range preps {
 		if p.img.Map64 != nil {
@@ -156,46 +203,25 @@ func computePrepared(preps []*prepared, opt Options) (*sm.Result, error) {
 			break
 		}
 	}
-	res := &sm.Result{FPRLimit: opt.FPRLimit, Warnings: []string{}}
-	var w warnings
-
-	// Image-level metrics.
-	img := imageSweep(preps, opt.FPRLimit)
-	res.ImageAUROC = w.check(img.auroc(), "image_auroc", img.undefinedAUROC("images"))
-	res.ImageAP = w.check(img.ap(), "image_ap", img.undefinedAP("images"))
-	f1, thr := img.f1()
-	res.ImageF1Max = w.check(f1, "image_f1_max", img.undefinedAP("images"))
-	res.ImageF1MaxThreshold = thr
-
-	// Pixel-level metrics.
-	px, kindSweeps := pixelSweeps(preps, opt, !opt.NoPerKind)
-	thr = setPixelMetrics(res, &w, px)
-	c := &res.Counts
-	countImages(c, preps)
-	c.AnomalousPixels, c.NormalPixels = px.P, px.N
-	c.Pixels = px.P + px.N
-	c.Regions = px.R
-	c.DistinctPixelScores = px.distinct
-	res.Curves = &sm.Curves{PixelROC: px.roc.curve(), PixelPR: px.pr.curve(), PixelPRO: px.proCurve.curve(), ImageROC: img.roc.curve()}
-
-	if !opt.NoPerKind {
-		res.PerKind = perKind(preps, opt, kindSweeps)
-	}
-	if opt.Detail {
-		var thrv float64
-		if thr != nil {
-			thrv = *thr
-		} else {
-			thrv = math.Inf(1)
+	lims, primary := opt.limits()
+	cfg := sweepConfig{lims: lims, primary: primary, sizes: opt.Detail}
+	if opt.Threshold != nil {
+		t := *opt.Threshold
+		if codes != nil {
+			t = codes.probe(t)
 		}
-		res.PerImage = make([]sm.ImageDetail, len(preps))
-		_ = parallel(len(preps), opt.Workers, func(i int, s *scratch) error {
-			res.PerImage[i] = detail(preps[i], thrv, s)
-			return nil
-		})
+		cfg.probe = &t
 	}
-	if w.list != nil {
-		res.Warnings = w.list
+	hasParts := slices.ContainsFunc(preps, func(p *prepared) bool { return p.partSat != nil })
+	px, kindSweeps, err := pixelSweeps(preps, opt, cfg, !opt.NoPerKind || hasParts)
+	if err != nil {
+		return nil, err
+	}
+	res, err := assemble(preps, opt, px, kindSweeps, hasParts, func(thr float64, i int) (sm.ImageDetail, error) {
+		return detail(preps[i], thr)
+	})
+	if err != nil {
+		return nil, err
 	}
 	if codes != nil {
 		codes.decodeResult(res)
@@ -203,8 +229,184 @@ func computePrepared(preps []*prepared, opt Options) (*sm.Result, error) {
 	return res, nil
 }
 
+// imageRecord is what the result needs of one image besides its pixels.
+type imageRecord struct {
+	key, kind    string
+	label        int
+	score        float64
+	defects      int64
+	segTP, segFP int64
+}
+
+func recordOf(p *prepared) imageRecord {
+	return imageRecord{key: p.img.Key, kind: p.img.Kind, label: p.img.Label, score: p.score, defects: p.defects, segTP: p.segTP, segFP: p.segFP}
+}
+
+// assemble builds the result from the finished pixel sweeps and the image records (in key order);
+// perImage gives the per-image row of image i at the pixel F1-max threshold (in the sweep's threshold
+// space). The exact evaluation and the evaluation of a metric state share it.
+func assemble(preps []*prepared, opt Options, px *sweep, kindSweeps map[string]*sweep, hasParts bool, perImage func(thr float64, i int) (sm.ImageDetail, error)) (*sm.Result, error) {
+	recs := make([]imageRecord, len(preps))
+	for i, p := range preps {
+		recs[i] = recordOf(p)
+	}
+	res := &sm.Result{FPRLimit: opt.FPRLimit, Warnings: []string{}}
+	var w warnings
+
+	// Image-level metrics.
+	img := imageSweepRecords(recs)
+	res.ImageAUROC = w.check(img.auroc(), "image_auroc", img.undefinedAUROC("images"))
+	res.ImageAP = w.check(img.ap(), "image_ap", img.undefinedAP("images"))
+	f1, thr := img.f1()
+	res.ImageF1Max = w.check(f1, "image_f1_max", img.undefinedAP("images"))
+	res.ImageF1MaxThreshold = thr
+
+	// Pixel-level metrics.
+	thr = setPixelMetrics(res, &w, px)
+	c := &res.Counts
+	countRecords(c, recs)
+	c.AnomalousPixels, c.NormalPixels = px.P, px.N
+	c.Pixels = px.P + px.N
+	c.Regions = px.tr[0].R
+	c.DistinctPixelScores = px.distinct
+	res.Curves = &sm.Curves{PixelROC: px.roc.curve(), PixelPR: px.pr.curve(), PixelPRO: px.proCurve.curve(), ImageROC: img.roc.curve()}
+
+	if opt.Threshold != nil {
+		setThresholdMetrics(res, &w, px, recs, opt)
+	}
+	if hasParts {
+		setSPRO(res, &w, px, kindSweeps)
+	}
+	if !opt.NoPerKind {
+		res.PerKind = perKind(recs, opt, kindSweeps)
+	}
+	if opt.Detail {
+		res.PerSize = sizeResults(px)
+		thrv := math.Inf(1)
+		if thr != nil {
+			thrv = *thr
+		}
+		res.PerImage = make([]sm.ImageDetail, len(recs))
+		if err := parallel(len(recs), opt.Workers, func(i int, _ *scratch) error {
+			var err error
+			res.PerImage[i], err = perImage(thrv, i)
+			return err
+		}); err != nil {
+			return nil, err
+		}
+	}
+	if w.list != nil {
+		res.Warnings = w.list
+	}
+	return res, nil
+}
+
+// setThresholdMetrics fills the metrics at the pixel (and image) threshold.
+func setThresholdMetrics(res *sm.Result, w *warnings, px *sweep, recs []imageRecord, opt Options) {
+	t := &sm.Threshold{Pixel: *opt.Threshold, Source: opt.ThresholdSource, Image: opt.ImageThreshold}
+	res.Threshold = t
+	res.PixelSegF1 = sm.Known(w.check(px.segF1(), "pixel_segf1", "no defect pixel and no pixel at or above the threshold"))
+	mean, n := segF1Mean(recs, func(imageRecord) bool { return true })
+	t.SegF1Images = n
+	res.PixelSegF1Mean = sm.Known(w.check(mean, "pixel_segf1_mean", "no image has a defect pixel or a pixel at or above the threshold"))
+	res.PixelPROAtThreshold = sm.Known(w.check(px.atProbe(0), "pixel_pro_at_threshold", "no ground-truth defect regions"))
+	if it := opt.ImageThreshold; it != nil {
+		var tp, fp, P, N int64
+		for _, r := range recs {
+			if r.label == 1 {
+				P++
+				if r.score >= *it {
+					tp++
+				}
+			} else {
+				N++
+				if r.score >= *it {
+					fp++
+				}
+			}
+		}
+		if P+tp+fp > 0 {
+			t.ImageF1 = sm.Known(ptr(float64(2*tp) / float64(tp+fp+P)))
+		} else {
+			t.ImageF1 = sm.Known(w.check(nil, "threshold.image_f1", "no anomalous image and no image at or above the image threshold"))
+		}
+		if P > 0 {
+			t.ImageTPR = sm.Known(ptr(float64(tp) / float64(P)))
+		} else {
+			t.ImageTPR = sm.Known(w.check(nil, "threshold.image_tpr", "no anomalous images"))
+		}
+		if N > 0 {
+			t.ImageFPR = sm.Known(ptr(float64(fp) / float64(N)))
+		} else {
+			t.ImageFPR = sm.Known(w.check(nil, "threshold.image_fpr", "no normal images"))
+		}
+	}
+}
+
+// segF1Mean is the mean per-image F1 at the threshold over the images in that have a defect pixel or a
+// pixel at or above the threshold, in key order; nil when there is none.
+func segF1Mean(recs []imageRecord, in func(imageRecord) bool) (*float64, int) {
+	var sum kahan
+	n := 0
+	for _, r := range recs {
+		if !in(r) {
+			continue
+		}
+		if den := r.segTP + r.segFP + r.defects; den > 0 {
+			sum.add(float64(2*r.segTP) / float64(den))
+			n++
+		}
+	}
+	if n == 0 {
+		return nil, 0
+	}
+	return ptr(sum.value() / float64(n)), n
+}
+
+// setSPRO fills the sPRO results: pooled over all images, by kind, and the mean over the kinds.
+func setSPRO(res *sm.Result, w *warnings, px *sweep, kindSweeps map[string]*sweep) {
+	sp := &sm.SPROResult{Regions: px.tr[px.sproIdx].R, PooledByLimit: px.trackByLimit(px.sproIdx), ByKind: []sm.KindSPRO{}, MeanByLimit: sm.ByLimit{}}
+	kinds := make([]string, 0, len(kindSweeps))
+	for k := range kindSweeps {
+		kinds = append(kinds, k)
+	}
+	slices.Sort(kinds)
+	for _, k := range kinds {
+		ks := kindSweeps[k]
+		if ks.tr[ks.sproIdx].R == 0 {
+			continue
+		}
+		sp.ByKind = append(sp.ByKind, sm.KindSPRO{Kind: k, Regions: ks.tr[ks.sproIdx].R, ByLimit: ks.trackByLimit(ks.sproIdx)})
+	}
+	for _, l := range px.lims {
+		name := limitName(l)
+		var sum kahan
+		ok := len(sp.ByKind) > 0
+		for _, kr := range sp.ByKind {
+			if v := kr.ByLimit[name]; v != nil {
+				sum.add(*v)
+			} else {
+				ok = false
+			}
+		}
+		if ok {
+			sp.MeanByLimit[name] = ptr(sum.value() / float64(len(sp.ByKind)))
+		} else {
+			sp.MeanByLimit[name] = nil
+		}
+	}
+	if len(sp.ByKind) == 0 || sp.MeanByLimit[limitName(px.lims[px.primary])] == nil {
+		w.check(nil, "pixel_spro_aupro_by_limit", "no defect kind has saturation regions and normal pixels")
+	}
+	if px.probeOn {
+		sp.AtThreshold = sm.Known(px.atProbe(px.sproIdx))
+	}
+	res.SPRO = sp
+	res.PixelSPROAUPROByLimit = sp.MeanByLimit
+}
+
 // perKind gathers the metrics of each defect kind against the normal images.
-func perKind(preps []*prepared, opt Options, sweeps map[string]*sweep) []sm.KindResult {
+func perKind(recs []imageRecord, opt Options, sweeps map[string]*sweep) []sm.KindResult {
 	kinds := make([]string, 0, len(sweeps))
 	for k := range sweeps {
 		kinds = append(kinds, k)
@@ -212,15 +414,21 @@ func perKind(preps []*prepared, opt Options, sweeps map[string]*sweep) []sm.Kind
 	slices.Sort(kinds)
 	out := make([]sm.KindResult, 0, len(kinds))
 	for _, k := range kinds {
-		var sub []*prepared
-		for _, p := range preps {
-			if p.img.Label == 0 || p.img.Kind == k {
-				sub = append(sub, p)
+		var sub []imageRecord
+		for _, r := range recs {
+			if r.label == 0 || r.kind == k {
+				sub = append(sub, r)
 			}
 		}
 		s := sweeps[k]
-		out = append(out, sm.KindResult{Kind: k, Images: len(sub), ImageAUROC: imageSweep(sub, opt.FPRLimit).auroc(),
-			PixelAUROC: s.auroc(), PixelAP: s.ap(), PixelAUPRO: s.aupro()})
+		kr := sm.KindResult{Kind: k, Images: len(sub), ImageAUROC: imageSweepRecords(sub).auroc(),
+			PixelAUROC: s.auroc(), PixelAP: s.ap(), PixelAUPRO: s.aupro(), PixelAUPROByLimit: s.trackByLimit(0)}
+		if opt.Threshold != nil {
+			kr.PixelSegF1 = sm.Known(s.segF1())
+			m, _ := segF1Mean(sub, func(imageRecord) bool { return true })
+			kr.PixelSegF1Mean = sm.Known(m)
+		}
+		out = append(out, kr)
 	}
 	return out
 }
@@ -237,19 +445,28 @@ func setPixelMetrics(res *sm.Result, w *warnings, px *sweep) (thr *float64) {
 	res.PixelF1Max = w.check(f1, "pixel_f1_max", px.undefinedAP("pixels"))
 	res.PixelF1MaxThreshold = thr
 	res.PixelAUPRO = w.check(px.aupro(), "pixel_aupro", px.undefinedPRO())
+	res.PixelAUPROByLimit = px.trackByLimit(0)
 	return thr
 }
 
 // countImages fills the image counts of c.
 func countImages(c *sm.Counts, preps []*prepared) {
-	c.Images = len(preps)
-	for _, p := range preps {
-		if p.img.Label == 1 {
+	recs := make([]imageRecord, len(preps))
+	for i, p := range preps {
+		recs[i] = recordOf(p)
+	}
+	countRecords(c, recs)
+}
+
+func countRecords(c *sm.Counts, recs []imageRecord) {
+	c.Images = len(recs)
+	for _, r := range recs {
+		if r.label == 1 {
 			c.AnomalousImages++
 		} else {
 			c.NormalImages++
 		}
-		if p.defects > 0 {
+		if r.defects > 0 {
 			c.ImagesWithNonemptyMask++
 		}
 	}

@@ -27,13 +27,13 @@ type chunk struct{ lo, hi int }
 func splitChunks(preps []*prepared, n int) []chunk {
 	var total int64
 	for _, p := range preps {
-		total += int64(len(p.img.Map))
+		total += int64(p.img.W) * int64(p.img.H)
 	}
 	var out []chunk
 	lo := 0
 	var acc int64
 	for i, p := range preps {
-		acc += int64(len(p.img.Map))
+		acc += int64(p.img.W) * int64(p.img.H)
 		if acc*int64(n) >= total*int64(len(out)+1) || i == len(preps)-1 {
 			out = append(out, chunk{lo, i + 1})
 			lo = i + 1
@@ -47,27 +47,70 @@ func splitChunks(preps []*prepared, n int) []chunk {
 type sortedSet struct {
 	normals []uint32
 	defects []uint64
-	P, N, R int64
+	P, N    int64
+	tc      trackCounts
 }
 
 // pixelSweeps sorts the pixels of preps (in key order) and sweeps them: the overall sweep (with curves)
 // and, when kinds is set, one sweep per defect kind over the normal images plus that kind. Each pixel is
 // sorted once, in its source (the normal images, or one kind); a sweep runs over the stable merge of the
 // sources it covers, and the sweeps run in parallel.
-func pixelSweeps(preps []*prepared, opt Options, kinds bool) (*sweep, map[string]*sweep) {
-	var R int64
-	regionOff := make([]int64, len(preps))
-	for i, p := range preps {
-		regionOff[i] = R
-		R += int64(len(p.areas))
+func pixelSweeps(preps []*prepared, opt Options, cfg sweepConfig, kinds bool) (*sweep, map[string]*sweep, error) {
+	geo, cellOff := buildGeometry(preps)
+	cfg.geo = geo
+	bySource, names := sources(preps, kinds)
+	sets := make(map[string]*sortedSet, len(names))
+	all := make([]*sortedSet, 0, len(names))
+	for _, n := range names {
+		idx := bySource[n]
+		sub, off := make([]*prepared, len(idx)), make([]int64, len(idx))
+		for j, i := range idx {
+			sub[j], off[j] = preps[i], cellOff[i]
+		}
+		var err error
+		if sets[n], err = sortPixels(sub, off, opt.Workers); err != nil {
+			return nil, nil, err
+		}
+		all = append(all, sets[n])
 	}
-	inv := make([]float64, R)
-	for i, p := range preps {
-		for r, a := range p.areas {
-			inv[regionOff[i]+int64(r)] = 1 / float64(a)
+	var kindNames []string
+	for _, n := range names {
+		if n != "" {
+			kindNames = append(kindNames, n)
 		}
 	}
-	// Sources in a fixed order: normal images first (name ""), then kinds by name.
+	perKind := map[string]*sweep{}
+	if len(names) == 1 {
+		gs := sweepSet(all[0], cfg, true)
+		for _, n := range kindNames {
+			perKind[n[2:]] = gs // the kind's images are all the images
+		}
+		return gs, perKind, nil
+	}
+	// Task 0 is the overall sweep; the per-kind sweeps run beside it. Each task builds its merged arrays
+	// and drops them when done, so at most Workers merged copies are alive at a time.
+	sweeps := make([]*sweep, 1+len(kindNames))
+	_ = parallel(len(sweeps), opt.Workers, func(t int, _ *scratch) error {
+		if t == 0 {
+			sweeps[0] = sweepSet(mergeSets(all), cfg, true)
+			return nil
+		}
+		k := sets[kindNames[t-1]]
+		if g, ok := sets[""]; ok {
+			k = mergeSets([]*sortedSet{g, k})
+		}
+		sweeps[t] = sweepSet(k, cfg, false)
+		return nil
+	})
+	for i, n := range kindNames {
+		perKind[n[2:]] = sweeps[i+1]
+	}
+	return sweeps[0], perKind, nil
+}
+
+// sources groups preps (in key order) by source: the normal images (name ""), and with kinds each defect
+// kind ("k:" + kind; without kinds every image is in ""). names are sorted.
+func sources(preps []*prepared, kinds bool) (map[string][]int, []string) {
 	bySource := map[string][]int{}
 	var names []string
 	for i, p := range preps {
@@ -81,50 +124,7 @@ func pixelSweeps(preps []*prepared, opt Options, kinds bool) (*sweep, map[string
 		bySource[src] = append(bySource[src], i)
 	}
 	slices.Sort(names)
-	sets := make(map[string]*sortedSet, len(names))
-	all := make([]*sortedSet, 0, len(names))
-	for _, n := range names {
-		idx := bySource[n]
-		sub, off := make([]*prepared, len(idx)), make([]int64, len(idx))
-		for j, i := range idx {
-			sub[j], off[j] = preps[i], regionOff[i]
-		}
-		sets[n] = sortPixels(sub, off, opt.Workers)
-		all = append(all, sets[n])
-	}
-	var kindNames []string
-	for _, n := range names {
-		if n != "" {
-			kindNames = append(kindNames, n)
-		}
-	}
-	perKind := map[string]*sweep{}
-	if len(names) == 1 {
-		gs := sweepSet(all[0], inv, opt.FPRLimit, true)
-		for _, n := range kindNames {
-			perKind[n[2:]] = gs // the kind's images are all the images
-		}
-		return gs, perKind
-	}
-	// Task 0 is the overall sweep; the per-kind sweeps run beside it. Each task builds its merged arrays
-	// and drops them when done, so at most Workers merged copies are alive at a time.
-	sweeps := make([]*sweep, 1+len(kindNames))
-	_ = parallel(len(sweeps), opt.Workers, func(t int, _ *scratch) error {
-		if t == 0 {
-			sweeps[0] = sweepSet(mergeSets(all), inv, opt.FPRLimit, true)
-			return nil
-		}
-		k := sets[kindNames[t-1]]
-		if g, ok := sets[""]; ok {
-			k = mergeSets([]*sortedSet{g, k})
-		}
-		sweeps[t] = sweepSet(k, inv, opt.FPRLimit, false)
-		return nil
-	})
-	for i, n := range kindNames {
-		perKind[n[2:]] = sweeps[i+1]
-	}
-	return sweeps[0], perKind
+	return bySource, names
 }
 
 // mergeSets merges sorted sets pairwise, stably (on equal keys the earlier set first), so the merged order
@@ -137,7 +137,7 @@ func mergeSets(sets []*sortedSet) *sortedSet {
 			next = append(next, &sortedSet{
 				normals: mergeNormals(a.normals, b.normals),
 				defects: mergeDefects(a.defects, b.defects),
-				P:       a.P + b.P, N: a.N + b.N, R: a.R + b.R,
+				P:       a.P + b.P, N: a.N + b.N, tc: a.tc.plus(b.tc),
 			})
 		}
 		if len(sets)%2 == 1 {
@@ -191,13 +191,12 @@ func mergeDefects(a, b []uint64) []uint64 {
 	return out
 }
 
-// sortPixels bucket-sorts the pixels of preps; regionOff[i] is the global id of the first region of preps[i].
-func sortPixels(preps []*prepared, regionOff []int64, workers int) *sortedSet {
-	var P, N, R int64
+// sortPixels bucket-sorts the pixels of preps; cellOff[i] is the global id of the first cell of preps[i].
+func sortPixels(preps []*prepared, cellOff []int64, workers int) (*sortedSet, error) {
+	var P, N int64
 	for _, p := range preps {
-		R += int64(len(p.areas))
 		P += p.defects
-		N += int64(len(p.img.Map)) - p.defects
+		N += int64(p.img.W)*int64(p.img.H) - p.defects
 	}
 	// shift selects the bucket of a key; with one bucket (shift 32 gives 0 for every uint32) the bucket
 	// sort is a plain comparison sort.
@@ -208,17 +207,20 @@ func sortPixels(preps []*prepared, regionOff []int64, workers int) *sortedSet {
 	chunks := splitChunks(preps, workers)
 	histN := make([][]int, len(chunks))
 	histD := make([][]int, len(chunks))
-	_ = parallel(len(chunks), workers, func(c int, _ *scratch) error {
+	if err := parallel(len(chunks), workers, func(c int, _ *scratch) error {
 		hn, hd := make([]int, nb), make([]int, nb)
 		for _, p := range preps[chunks[c].lo:chunks[c].hi] {
-			m := p.img.Mask
+			mp, m, err := p.pixels()
+			if err != nil {
+				return err
+			}
 			if p.defects == 0 {
-				for _, v := range p.img.Map {
+				for _, v := range mp {
 					hn[key(v)>>shift]++
 				}
 				continue
 			}
-			for i, v := range p.img.Map {
+			for i, v := range mp {
 				if m[i] {
 					hd[key(v)>>shift]++
 				} else {
@@ -228,7 +230,9 @@ func sortPixels(preps []*prepared, regionOff []int64, workers int) *sortedSet {
 		}
 		histN[c], histD[c] = hn, hd
 		return nil
-	})
+	}); err != nil {
+		return nil, err
+	}
 	// Turn the histograms into write offsets per chunk; startN/startD mark the bucket bounds.
 	startN, startD := make([]int, nb+1), make([]int, nb+1)
 	posN, posD := 0, 0
@@ -244,13 +248,16 @@ func sortPixels(preps []*prepared, regionOff []int64, workers int) *sortedSet {
 	startN[nb], startD[nb] = posN, posD
 	normals := make([]uint32, N)
 	defects := make([]uint64, P)
-	_ = parallel(len(chunks), workers, func(c int, _ *scratch) error {
+	if err := parallel(len(chunks), workers, func(c int, _ *scratch) error {
 		on, od := histN[c], histD[c]
 		for pi := chunks[c].lo; pi < chunks[c].hi; pi++ {
 			p := preps[pi]
-			m := p.img.Mask
+			mp, m, err := p.pixels()
+			if err != nil {
+				return err
+			}
 			if p.defects == 0 {
-				for _, v := range p.img.Map {
+				for _, v := range mp {
 					k := key(v)
 					b := k >> shift
 					normals[on[b]] = k
@@ -258,9 +265,9 @@ func sortPixels(preps []*prepared, regionOff []int64, workers int) *sortedSet {
 				}
 				continue
 			}
-			off := uint64(regionOff[pi])
+			off := uint64(cellOff[pi])
 			d := 0
-			for i, v := range p.img.Map {
+			for i, v := range mp {
 				k := key(v)
 				b := k >> shift
 				if m[i] {
@@ -274,7 +281,9 @@ func sortPixels(preps []*prepared, regionOff []int64, workers int) *sortedSet {
 			}
 		}
 		return nil
-	})
+	}); err != nil {
+		return nil, err
+	}
 	const bucketsPerTask = 256
 	if nb == 1 {
 		slices.Sort(normals)
@@ -289,13 +298,14 @@ func sortPixels(preps []*prepared, regionOff []int64, workers int) *sortedSet {
 		})
 	}
 
-	return &sortedSet{normals: normals, defects: defects, P: P, N: N, R: R}
+	return &sortedSet{normals: normals, defects: defects, P: P, N: N, tc: trackCountsOf(preps)}, nil
 }
 
 // sweepSet sweeps a sorted set from the highest score down.
-func sweepSet(st *sortedSet, inv []float64, lim float64, curves bool) *sweep {
-	s := newSweep(st.P, st.N, st.R, lim, curves)
+func sweepSet(st *sortedSet, cfg sweepConfig, curves bool) *sweep {
+	s := newSweep(st.P, st.N, st.tc, cfg, curves)
 	normals, defects := st.normals, st.defects
+	var grp []uint64
 	i, j := len(normals)-1, len(defects)-1
 	for i >= 0 || j >= 0 {
 		// Runs of normal-only groups above the next defect score that change nothing but FP go through a
@@ -310,6 +320,9 @@ func sweepSet(st *sortedSet, inv []float64, lim float64, curves bool) *sweep {
 			var last uint32
 			for i >= 0 && (j < 0 || normals[i] > floor) {
 				v, i0 := normals[i], i
+				if s.probeOn && !s.probed && float64(unkey(v)) < s.probeT {
+					s.takeProbe(fp)
+				}
 				for i >= 0 && normals[i] == v {
 					i--
 				}
@@ -335,21 +348,41 @@ func sweepSet(st *sortedSet, inv []float64, lim float64, curves bool) *sweep {
 		default:
 			k = max(normals[i], uint32(defects[j]>>32))
 		}
-		var dfp, dtp int64
+		var dfp int64
 		for i >= 0 && normals[i] == k {
 			dfp++
 			i--
 		}
-		var dpro kahan
+		jhi := j
 		for j >= 0 && uint32(defects[j]>>32) == k {
-			dpro.add(inv[uint32(defects[j])])
-			dtp++
 			j--
 		}
-		s.step(float64(unkey(k)), dtp, dfp, dpro)
+		g := defects[j+1 : jhi+1]
+		if len(g) == 1 {
+			s.hit(uint32(g[0]), 1)
+		} else if len(g) > 1 {
+			grp = enterGroup(s, g, grp)
+		}
+		s.step(float64(unkey(k)), int64(len(g)), dfp)
 	}
 	s.finish()
 	return s
+}
+
+// enterGroup enters the defect pixels of one score (packed score << 32 | cell) by ascending cell, counting
+// each cell's pixels, on a sorted copy (the set may be shared with a concurrent sweep).
+func enterGroup(s *sweep, g []uint64, buf []uint64) []uint64 {
+	buf = append(buf[:0], g...)
+	slices.Sort(buf) // one score: the order of the cells
+	for a := 0; a < len(buf); {
+		b := a + 1
+		for b < len(buf) && buf[b] == buf[a] {
+			b++
+		}
+		s.hit(uint32(buf[a]), int64(b-a))
+		a = b
+	}
+	return buf
 }
 
 // sortLow16 sorts keys that share their top 16 bits: a stable two-pass LSD radix sort on the low 16 bits.

@@ -13,8 +13,36 @@ type prepared struct {
 	defects  int64   // defect pixels
 	// areas[r] is the size of local region r; regions are numbered in raster order of their first pixel.
 	areas []int64
-	// defLabels[k] is the local region of the k-th defect pixel in raster order.
+	// defLabels[k] is the local cell of the k-th defect pixel in raster order: its region, or with
+	// saturation regions (sPRO) its cell (see prepareParts).
 	defLabels []int32
+	// With saturation regions: cellRegion[c] is the region of cell c, cellParts[c] its saturation regions,
+	// partSat the saturation area of each; nil without.
+	cellRegion []int32
+	cellParts  [][]int32
+	partSat    []int64
+	// segTP and segFP count the defect and normal pixels at or above the pixel threshold (when one is set).
+	segTP, segFP int64
+	// load, when set, reads the map and mask again (a streamed evaluation holds no pixels).
+	load func() ([]float32, []bool, error)
+	// counted is set when segTP and segFP were counted on the first read.
+	counted bool
+}
+
+// pixels returns the image's float32 map and mask, from memory or read again.
+func (p *prepared) pixels() ([]float32, []bool, error) {
+	if p.load == nil {
+		return p.img.Map, p.img.Mask, nil
+	}
+	return p.load()
+}
+
+// cells is the number of local cells of p.
+func (p *prepared) cells() int {
+	if p.cellRegion != nil {
+		return len(p.cellRegion)
+	}
+	return len(p.areas)
 }
 
 // maxImagePixels keeps pixel indices of one image inside int32.
@@ -81,7 +109,40 @@ func prepare(img *Image, s *scratch) (*prepared, error) {
 	if p.defects > 0 {
 		p.areas, p.defLabels = components(img.Mask, img.W, img.H, p.defects, s)
 	}
+	if len(img.SatRegions) > 0 {
+		if err := prepareParts(p); err != nil {
+			return nil, err
+		}
+	}
 	return p, nil
+}
+
+// countAt counts the defect and normal pixels of p at or above thr.
+func (p *prepared) countAt(thr float64) {
+	img := p.img
+	var tp, fp int64
+	if img.Map64 != nil {
+		for i, v := range img.Map64 {
+			if v >= thr {
+				if img.Mask != nil && img.Mask[i] {
+					tp++
+				} else {
+					fp++
+				}
+			}
+		}
+	} else {
+		for i, v := range img.Map {
+			if float64(v) >= thr {
+				if img.Mask != nil && img.Mask[i] {
+					tp++
+				} else {
+					fp++
+				}
+			}
+		}
+	}
+	p.segTP, p.segFP = tp, fp
 }
 
 // components labels the 8-connected components of mask (as the MVTec AD evaluation code does, with

@@ -36,14 +36,19 @@ func (u *u128) addMul(a, b uint64) {
 func (u u128) float() float64 { return float64(u.hi)*0x1p64 + float64(u.lo) }
 
 // sweep consumes the threshold groups from the highest score down and accumulates every metric at once.
-// P and N (positives, negatives) and R (regions) are known before the sweep starts.
+// P and N (positives, negatives) and the region counts of its tracks are known before the sweep starts.
+//
+// PRO is accumulated on tracks that share the FPR axis: the main track (every 8-connected region), with
+// the per-image table one track per region size, and with saturation regions (MVTec LOCO) the sPRO track.
+// Every track integrates up to each FPR limit of the evaluation in the same sweep: the area grows from the
+// lowest limit to the highest, and when a segment crosses a limit each track's value at that limit is the
+// area so far plus the segment cut at the limit.
 type sweep struct {
-	P, N, R  int64
-	lim      float64
+	P, N     int64
 	tp, fp   int64
 	distinct int64
 	lastThr  float64
-	// fpFlushed is the FP count up to which the run sums (AUROC, PRO area) are accumulated: groups with
+	// fpFlushed is the FP count up to which the run sums (AUROC, PRO areas) are accumulated: groups with
 	// no positives and no curve point are only counted, and the run they form is added in one product.
 	fpFlushed int64
 
@@ -54,67 +59,184 @@ type sweep struct {
 	f1Thr    float64
 	hasF1    bool
 
-	proOn   bool  // regions and normal pixels exist and the limit is not yet passed
-	fpLimit int64 // the largest FP count whose FPR (as float64 FP/N) is <= lim
-	proSum  kahan // sum over covered defect pixels of 1/area: PRO times R
-	proArea kahan // sum of (S + S_prev) * dFP, i.e. the trapezoid area times 2*N*R
-	proCorr float64
-	proDone bool
+	// lims are the FPR limits, ascending; fpLims[i] is the largest FP count whose FPR (as float64 FP/N) is
+	// <= lims[i]; next is the first limit not yet passed; primary is the index of the limit of the PRO curve
+	// and of aupro().
+	lims    []float64
+	fpLims  []int64
+	next    int
+	primary int
+	pro     bool // some track has regions and normal pixels exist
+	tr      []track
+	// sizeBase and sproIdx are the track indices of the size tracks and of the sPRO track, -1 when absent.
+	sizeBase, sproIdx int
+	geo               *geometry
+	cov               []int64 // covered pixels per saturation region, for sPRO
+	d                 []kahan // the current group's PRO increments per track
+	dAny              bool
+
+	// The probe takes TP, FP and each track's sum at a threshold (score >= probeT counts), without
+	// changing how the sums are accumulated.
+	probeOn, probed bool
+	probeT          float64
+	probeTP         int64
+	probeFP         int64
 
 	curves            bool
+	proCurveOn        bool // the PRO curve still takes points (main track on, primary limit not passed)
 	roc, pr, proCurve curveBuilder
 }
 
-func newSweep(P, N, R int64, lim float64, curves bool) *sweep {
-	s := &sweep{P: P, N: N, R: R, lim: lim, curves: curves}
-	s.proOn = R > 0 && N > 0
-	if s.proOn {
-		// The same test as float64(fp)/float64(N) <= lim, decided once: start from the rounded product
-		// and step to the exact boundary.
-		f := int64(lim * float64(N))
-		for f > 0 && float64(f)/float64(N) > lim {
-			f--
+// track is one PRO curve: R regions, sum = PRO times R at the current threshold.
+type track struct {
+	R    int64
+	sum  kahan
+	s0   float64 // sum before the current step
+	area kahan   // sum of (S + S_prev) * dFP: the trapezoid area times 2*N*R, up to the current point
+	val  []float64
+	// atProbe is the sum at the probe threshold.
+	atProbe float64
+}
+
+// trackCounts are the region counts of the tracks of one sweep.
+type trackCounts struct {
+	R     int64
+	sizes [3]int64
+	parts int64
+}
+
+// sweepConfig is what every pixel sweep of an evaluation shares.
+type sweepConfig struct {
+	lims    []float64
+	primary int
+	sizes   bool // size tracks (overall sweep only)
+	probe   *float64
+	geo     *geometry
+}
+
+func newSweep(P, N int64, tc trackCounts, cfg sweepConfig, curves bool) *sweep {
+	s := &sweep{P: P, N: N, curves: curves, lims: cfg.lims, primary: cfg.primary, sizeBase: -1, sproIdx: -1, geo: cfg.geo}
+	s.tr = append(s.tr, track{R: tc.R})
+	if cfg.sizes && curves {
+		s.sizeBase = len(s.tr)
+		for _, r := range tc.sizes {
+			s.tr = append(s.tr, track{R: r})
 		}
-		for f < N && float64(f+1)/float64(N) <= lim {
-			f++
-		}
-		s.fpLimit = f
 	}
+	if cfg.geo != nil && cfg.geo.partStart != nil {
+		s.sproIdx = len(s.tr)
+		s.tr = append(s.tr, track{R: tc.parts})
+		s.cov = make([]int64, len(cfg.geo.sat))
+	}
+	s.d = make([]kahan, len(s.tr))
+	for i := range s.tr {
+		s.tr[i].val = make([]float64, len(s.lims))
+		if s.tr[i].R > 0 && N > 0 {
+			s.pro = true
+		}
+	}
+	if s.pro {
+		s.fpLims = make([]int64, len(s.lims))
+		for i, lim := range s.lims {
+			// The same test as float64(fp)/float64(N) <= lim, decided once: start from the rounded product
+			// and step to the exact boundary.
+			f := int64(lim * float64(N))
+			for f > 0 && float64(f)/float64(N) > lim {
+				f--
+			}
+			for f < N && float64(f+1)/float64(N) <= lim {
+				f++
+			}
+			s.fpLims[i] = f
+		}
+	}
+	if cfg.probe != nil {
+		s.probeOn, s.probeT = true, *cfg.probe
+	}
+	s.proCurveOn = curves && tc.R > 0 && N > 0
 	if curves {
 		step2 := 2 / float64(sm.MaxCurvePoints-4)
 		step1 := 1 / float64(sm.MaxCurvePoints-4)
 		s.roc = newCurveBuilder(float64(N)*step2, float64(P)*step2)
 		s.pr = newCurveBuilder(float64(P)*step1, math.Inf(1))
 		s.pr.nextA = 0
-		s.proCurve = newCurveBuilder(lim*float64(N)*step2, float64(R)*step2)
+		lim := 1.0
+		if len(s.lims) > 0 {
+			lim = s.lims[s.primary]
+		}
+		s.proCurve = newCurveBuilder(lim*float64(N)*step2, float64(tc.R)*step2)
 		if N > 0 && P > 0 {
 			s.roc.keep(0, 0, 0, 0, 0, false)
 		}
-		if s.proOn {
+		if s.proCurveOn {
 			s.proCurve.keep(0, 0, 0, 0, 0, false)
 		}
 	}
 	return s
 }
 
-// step enters all samples whose score equals thr: dtp positives, dfp negatives, and dpro, the sum of
-// 1/area over the regions of the positives.
+// limitOpen reports whether a PRO limit remains to integrate to.
+func (s *sweep) limitOpen() bool { return s.pro && s.next < len(s.fpLims) }
+
+// hit enters c defect pixels of cell (their scores equal the current group's) into the group's PRO
+// increments. The pixels of a group enter by ascending cell, so that the increments are one function of the
+// counts whatever the order in which the pixels were sorted.
+func (s *sweep) hit(cell uint32, c int64) {
+	g := s.geo
+	r := cell
+	if g.cellRegion != nil {
+		r = uint32(g.cellRegion[cell])
+	}
+	v := float64(c) * g.inv[r]
+	s.d[0].add(v)
+	if s.sizeBase >= 0 {
+		s.d[s.sizeBase+int(g.size[r])].add(v)
+	}
+	if s.sproIdx >= 0 {
+		for _, p := range g.partIdx[g.partStart[cell]:g.partStart[cell+1]] {
+			old := s.cov[p]
+			nw := old + c
+			s.cov[p] = nw
+			if sat := g.sat[p]; old < sat {
+				s.d[s.sproIdx].add(float64(min(nw, sat)-old) / float64(sat))
+			}
+		}
+	}
+	s.dAny = true
+}
+
+// takeProbe records the state before the group about to enter (at FP count fp), the first below probeT.
+func (s *sweep) takeProbe(fp int64) {
+	s.probed = true
+	s.probeTP, s.probeFP = s.tp, fp
+	for i := range s.tr {
+		s.tr[i].atProbe = s.tr[i].sum.value()
+	}
+}
+
+// step enters all samples whose score equals thr: dtp positives and dfp negatives; the PRO increments of
+// the positives were entered by hit.
 //
 // Most groups hold only negatives: over such a run TP and PRO stay constant, the AUROC and PRO-area terms
 // are TP or PRO times the FP growth, and F1 only falls (so its maximum is always at a group with
 // positives). Those groups are therefore only counted here and the run is added at the next full step.
-func (s *sweep) step(thr float64, dtp, dfp int64, dpro kahan) {
+func (s *sweep) step(thr float64, dtp, dfp int64) {
 	s.distinct++
+	if s.probeOn && !s.probed && thr < s.probeT {
+		s.takeProbe(s.fp)
+	}
 	fpBefore := s.fp
 	s.fp += dfp
 	prevThr := s.lastThr
 	s.lastThr = thr
-	if dtp == 0 && dpro.s == 0 && dpro.c == 0 && (!s.proOn || s.fp <= s.fpLimit) &&
-		(!s.curves || (float64(s.fp) < s.roc.nextA && (!s.proOn || float64(s.fp) < s.proCurve.nextA))) {
+	if dtp == 0 && (!s.limitOpen() || s.fp <= s.fpLims[s.next]) &&
+		(!s.curves || (float64(s.fp) < s.roc.nextA && (!s.proCurveOn || float64(s.fp) < s.proCurve.nextA))) {
 		return
 	}
-	S0 := s.proSum.value()
-	s.flush(fpBefore, S0)
+	for i := range s.tr {
+		s.tr[i].s0 = s.tr[i].sum.value()
+	}
+	s.flush(fpBefore)
 	prevTP := s.tp
 	s.tp += dtp
 	if dfp > 0 {
@@ -139,54 +261,90 @@ func (s *sweep) step(thr float64, dtp, dfp int64, dpro kahan) {
 			s.roc.keep(a, b, a/float64(s.N), b/float64(s.P), thr, true)
 		}
 	}
+	if s.dAny {
+		for i := range s.tr {
+			if d := s.d[i]; d.s != 0 || d.c != 0 {
+				s.tr[i].sum.add(d.s)
+				s.tr[i].sum.add(d.c)
+			}
+			s.d[i] = kahan{}
+		}
+		s.dAny = false
+	}
+	if !s.limitOpen() {
+		return
+	}
+	N := float64(s.N)
+	// Limits this segment passes: each track's value there is the area so far plus the segment cut at the
+	// limit.
+	for s.next < len(s.fpLims) && s.fp > s.fpLims[s.next] {
+		lim := s.lims[s.next]
+		px, x := float64(fpBefore)/N, float64(s.fp)/N
+		for i := range s.tr {
+			t := &s.tr[i]
+			if t.R == 0 {
+				continue
+			}
+			R := float64(t.R)
+			py, y := t.s0/R, t.sum.value()/R
+			var corr float64
+			yi := py
+			if px != lim {
+				yi = py + (y-py)*(lim-px)/(x-px)
+				corr = 0.5 * (yi + py) * (lim - px)
+			}
+			t.val[s.next] = math.Min((t.area.value()/(2*N*R)+corr)/lim, 1)
+			if i == 0 && s.next == s.primary && s.proCurveOn {
+				// The last point inside the limit, then the cut.
+				S0 := t.s0
+				if s.proCurve.keptA != float64(fpBefore) || s.proCurve.keptB != S0 {
+					s.proCurve.keep(float64(fpBefore), S0, px, py, prevThr, fpBefore > 0 || S0 > 0)
+				}
+				if px != lim {
+					s.proCurve.keep(0, 0, lim, yi, 0, false)
+				}
+				s.proCurveOn = false
+			}
+		}
+		s.next++
+	}
+	if s.next == len(s.fpLims) {
+		return
+	}
+	if dfp > 0 {
+		for i := range s.tr {
+			if t := &s.tr[i]; t.R > 0 {
+				t.area.add((t.sum.value() + t.s0) * float64(dfp))
+			}
+		}
+	}
+	if s.proCurveOn {
+		S := s.tr[0].sum.value()
+		if float64(s.fp) >= s.proCurve.nextA || S >= s.proCurve.nextB {
+			s.proCurve.keep(float64(s.fp), S, float64(s.fp)/N, S/float64(s.tr[0].R), thr, true)
+		}
+	}
+}
+
+// stepPro is step with the PRO increment of the main track given (the accumulator's binned estimate).
+func (s *sweep) stepPro(thr float64, dtp, dfp int64, dpro kahan) {
 	if dpro.s != 0 || dpro.c != 0 {
-		s.proSum.add(dpro.s)
-		s.proSum.add(dpro.c)
+		s.d[0] = dpro
+		s.dAny = true
 	}
-	if !s.proOn {
-		return
-	}
-	S := s.proSum.value()
-	if s.fp <= s.fpLimit {
-		if dfp > 0 {
-			s.proArea.add((S + S0) * float64(dfp))
-		}
-		if s.curves && (float64(s.fp) >= s.proCurve.nextA || S >= s.proCurve.nextB) {
-			s.proCurve.keep(float64(s.fp), S, float64(s.fp)/float64(s.N), S/float64(s.R), thr, true)
-		}
-		return
-	}
-	// First point past the limit: cut the last trapezoid at the limit.
-	px, py := float64(fpBefore)/float64(s.N), S0/float64(s.R)
-	x, y := float64(s.fp)/float64(s.N), S/float64(s.R)
-	yi := py
-	if px != s.lim {
-		yi = py + (y-py)*(s.lim-px)/(x-px)
-		s.proCorr = 0.5 * (yi + py) * (s.lim - px)
-	}
-	if s.curves {
-		// The last point inside the limit, then the cut.
-		if s.proCurve.keptA != float64(fpBefore) || s.proCurve.keptB != S0 {
-			s.proCurve.keep(float64(fpBefore), S0, px, py, prevThr, fpBefore > 0 || S0 > 0)
-		}
-		if px != s.lim {
-			s.proCurve.keep(0, 0, s.lim, yi, 0, false)
-		}
-	}
-	s.proDone = true
-	s.proOn = false
+	s.step(thr, dtp, dfp)
 }
 
 // quietUntil returns the largest FP count up to which groups of negatives only need no full step: they
-// neither pass the PRO limit nor reach the next curve point.
+// neither pass a PRO limit nor reach the next curve point.
 func (s *sweep) quietUntil() int64 {
 	q := int64(math.MaxInt64)
-	if s.proOn {
-		q = s.fpLimit
+	if s.limitOpen() {
+		q = s.fpLims[s.next]
 	}
 	if s.curves {
 		next := s.roc.nextA
-		if s.proOn {
+		if s.proCurveOn {
 			next = min(next, s.proCurve.nextA)
 		}
 		if next < float64(q) {
@@ -204,23 +362,41 @@ func (s *sweep) quiet(dfp, groups int64, thr float64) {
 	s.lastThr = thr
 }
 
-// flush adds the run of negative-only groups from fpFlushed to fp, over which TP and the PRO sum S were
+// flush adds the run of negative-only groups from fpFlushed to fp, over which TP and the PRO sums were
 // constant.
-func (s *sweep) flush(fp int64, S float64) {
+func (s *sweep) flush(fp int64) {
 	run := fp - s.fpFlushed
 	if run <= 0 {
 		return
 	}
 	s.aucTwice.addMul(uint64(run), uint64(2*s.tp))
-	if s.proOn {
-		s.proArea.add(2 * S * float64(run))
+	if s.limitOpen() {
+		for i := range s.tr {
+			if t := &s.tr[i]; t.R > 0 {
+				t.area.add(2 * t.sum.value() * float64(run))
+			}
+		}
 	}
 	s.fpFlushed = fp
 }
 
-// finish closes the sweep: the last run, and the curve end points that thinning may have skipped.
+// finish closes the sweep: the last run, the limits never passed (1, or a limit at the last FPR), the
+// probe if every score is at or above it, and the curve end points that thinning may have skipped.
 func (s *sweep) finish() {
-	s.flush(s.fp, s.proSum.value())
+	s.flush(s.fp)
+	if s.probeOn && !s.probed {
+		s.takeProbe(s.fp)
+	}
+	if s.limitOpen() {
+		N := float64(s.N)
+		for ; s.next < len(s.fpLims); s.next++ {
+			for i := range s.tr {
+				if t := &s.tr[i]; t.R > 0 {
+					t.val[s.next] = math.Min(t.area.value()/(2*N*float64(t.R))/s.lims[s.next], 1)
+				}
+			}
+		}
+	}
 	if !s.curves {
 		return
 	}
@@ -230,10 +406,10 @@ func (s *sweep) finish() {
 	if s.P > 0 && s.pr.keptA != float64(s.tp) {
 		s.pr.keep(float64(s.tp), 0, 1, float64(s.tp)/float64(s.tp+s.fp), s.lastThr, true)
 	}
-	if s.proOn && (s.proCurve.keptA != float64(s.fp) || s.proCurve.keptB != s.proSum.value()) {
+	if s.proCurveOn && (s.proCurve.keptA != float64(s.fp) || s.proCurve.keptB != s.tr[0].sum.value()) {
 		// The limit was never passed (limit 1): end on the last point.
-		S := s.proSum.value()
-		s.proCurve.keep(float64(s.fp), S, float64(s.fp)/float64(s.N), S/float64(s.R), s.lastThr, true)
+		S := s.tr[0].sum.value()
+		s.proCurve.keep(float64(s.fp), S, float64(s.fp)/float64(s.N), S/float64(s.tr[0].R), s.lastThr, true)
 	}
 	s.curves = false
 }
@@ -280,12 +456,41 @@ func (s *sweep) f1() (f1, thr *float64) {
 	return ptr(float64(s.f1Num) / float64(s.f1Den)), ptr(s.f1Thr)
 }
 
-func (s *sweep) aupro() *float64 {
-	if s.R == 0 || s.N == 0 {
+func (s *sweep) aupro() *float64 { return s.trackAU(0, s.primary) }
+
+// trackAU is the area under track t's PRO curve up to limit i, normalised; nil when undefined.
+func (s *sweep) trackAU(t, i int) *float64 {
+	if t < 0 || t >= len(s.tr) || s.tr[t].R == 0 || s.N == 0 {
 		return nil
 	}
-	area := s.proArea.value()/(2*float64(s.N)*float64(s.R)) + s.proCorr
-	return ptr(math.Min(area/s.lim, 1))
+	return ptr(s.tr[t].val[i])
+}
+
+// trackByLimit is track t's AU by limit, keyed by the limit's shortest decimal form.
+func (s *sweep) trackByLimit(t int) sm.ByLimit {
+	out := sm.ByLimit{}
+	for i, l := range s.lims {
+		out[limitName(l)] = s.trackAU(t, i)
+	}
+	return out
+}
+
+// atProbe is track t's mean covered fraction at the probe threshold; nil when the track has no region.
+func (s *sweep) atProbe(t int) *float64 {
+	if t < 0 || t >= len(s.tr) || s.tr[t].R == 0 {
+		return nil
+	}
+	return ptr(s.tr[t].atProbe / float64(s.tr[t].R))
+}
+
+// segF1 is the F1 score at the probe threshold over the sweep's pixels: 2TP / (TP + FP + P); nil when no
+// pixel is a defect or predicted one.
+func (s *sweep) segF1() *float64 {
+	den := s.probeTP + s.probeFP + s.P
+	if den == 0 {
+		return nil
+	}
+	return ptr(float64(2*s.probeTP) / float64(den))
 }
 
 func (s *sweep) undefinedAUROC(what string) string {
@@ -303,7 +508,7 @@ func (s *sweep) undefinedAUROC(what string) string {
 func (s *sweep) undefinedAP(what string) string { return "no anomalous " + what }
 
 func (s *sweep) undefinedPRO() string {
-	if s.R == 0 {
+	if s.tr[0].R == 0 {
 		return "no ground-truth defect regions"
 	}
 	return "no normal pixels"
