@@ -46,7 +46,6 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 
@@ -78,10 +77,10 @@ type Dataset struct {
 	masks  map[string]bool     // indexed mask ids
 	maskOf map[string][]string // image id -> its mask files (several for MVTec LOCO)
 
+	// thumbs caches thumbnails. The full-size images they are made from are bounded by imageio's decode
+	// budget (in bytes, shared with every other decode), so a grid of 500 tiles requested at once cannot
+	// hold 500 decoded images in memory.
 	thumbs *lru
-	// decodeSlots bounds concurrent full-size decodes for thumbnails, so a grid of 500 tiles requested at
-	// once cannot hold 500 decoded images in memory.
-	decodeSlots chan struct{}
 }
 
 // Options tune Open. The zero value detects the layout.
@@ -107,12 +106,11 @@ func OpenWith(root string, opt Options) (*Dataset, error) {
 		return nil, fmt.Errorf("open dataset %s: %w", abs, err)
 	}
 	d := &Dataset{
-		root:        r,
-		byID:        map[string]int{},
-		masks:       map[string]bool{},
-		maskOf:      map[string][]string{},
-		thumbs:      newLRU(thumbCacheBytes),
-		decodeSlots: make(chan struct{}, max(1, runtime.NumCPU())),
+		root:   r,
+		byID:   map[string]int{},
+		masks:  map[string]bool{},
+		maskOf: map[string][]string{},
+		thumbs: newLRU(thumbCacheBytes),
 	}
 	name := filepath.Base(abs)
 	d.info = protocol.DatasetInfo{ID: ID(abs), Name: name, Root: abs}
@@ -232,18 +230,30 @@ func classify(err error) error {
 	return err
 }
 
-// Decode decodes an indexed image or mask.
+// Decode decodes an indexed image or mask. The file is checked against what its header declares and the
+// decode reserves its memory from imageio's decode budget (see imageio.Decode), so concurrent decodes of
+// every caller (thumbnails, full images, masks, jobs, import, eval) share one bound in bytes.
 func (d *Dataset) Decode(id string) (image.Image, error) {
+	img, release, err := d.DecodeHeld(id)
+	if release != nil {
+		release()
+	}
+	return img, err
+}
+
+// DecodeHeld is Decode that keeps the image's reservation in the decode budget until release is called
+// (see imageio.DecodeHeld), for a caller that uses the image briefly. release is nil when err is not.
+func (d *Dataset) DecodeHeld(id string) (img image.Image, release func(), err error) {
 	f, err := d.Open(id)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer f.Close()
-	img, _, err := imageio.Decode(f)
+	img, _, release, err = imageio.DecodeHeld(f)
 	if err != nil {
-		return nil, fmt.Errorf("decode %s in dataset %s: %w", id, d.info.ID, err)
+		return nil, nil, fmt.Errorf("decode %s in dataset %s: %w", id, d.info.ID, err)
 	}
-	return img, nil
+	return img, release, nil
 }
 
 // Truth is the dataset's own ground truth of one image.
@@ -360,14 +370,23 @@ func (d *Dataset) Thumbnail(id string, size int) ([]byte, error) {
 	if _, ok := d.byID[id]; !ok {
 		return nil, fmt.Errorf("image %q: %w", id, ErrNotFound)
 	}
-	key := fmt.Sprintf("%d:%s", size, id)
+	st, err := d.root.Stat(filepath.FromSlash(id))
+	if err != nil {
+		return nil, fmt.Errorf("open %s in dataset %s: %w", id, d.info.ID, classify(err))
+	}
+	key := thumbKey(d.info.ID, id, size, st)
 	if b, ok := d.thumbs.get(key); ok {
 		return b, nil
 	}
-	d.decodeSlots <- struct{}{}
-	img, err := d.Decode(id)
+	disk := diskThumbs()
+	if disk != nil {
+		if b, ok := disk.get(key); ok {
+			d.thumbs.put(key, b)
+			return b, nil
+		}
+	}
+	img, release, err := d.DecodeHeld(id) // the decode budget bounds the images held here, in bytes
 	if err != nil {
-		<-d.decodeSlots
 		return nil, err
 	}
 	b := img.Bounds()
@@ -380,12 +399,15 @@ func (d *Dataset) Thumbnail(id string, size int) ([]byte, error) {
 		}
 	}
 	dst := boxScale(img, tw, th)
-	<-d.decodeSlots
+	release()
 	var buf bytes.Buffer
 	if err := jpeg.Encode(&buf, dst, &jpeg.Options{Quality: 85}); err != nil {
 		return nil, fmt.Errorf("encode thumbnail of %s: %w", id, err)
 	}
 	d.thumbs.put(key, buf.Bytes())
+	if disk != nil {
+		disk.put(key, buf.Bytes())
+	}
 	return buf.Bytes(), nil
 }
 

@@ -50,23 +50,25 @@ package imageio
 
 import (
 	"bufio"
-	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"image"
 	"image/color"
-	_ "image/jpeg" // registers the JPEG decoder
-	_ "image/png"  // registers the PNG decoder
+	"image/jpeg"
+	"image/png"
 	"io"
 	"path"
 	"strings"
 
-	_ "golang.org/x/image/bmp"  // registers the BMP decoder
-	_ "golang.org/x/image/tiff" // registers the TIFF decoder
+	"golang.org/x/image/bmp"
+	"golang.org/x/image/tiff"
 )
 
 // MaxPixels bounds the pixel count of a decoded image (a 16k x 16k image); a header that claims more is
-// refused before decoding, so a tiny hostile file cannot make the server allocate gigabytes.
+// refused before decoding. Smaller images are refused too when their file cannot hold the pixels they
+// declare (see "Memory bounds" in limits.go), so a tiny hostile file cannot make the server allocate
+// gigabytes.
 const MaxPixels = 16384 * 16384
 
 // MaskThreshold is the level from which a pixel of a JPEG mask counts as defect (lossless masks count
@@ -84,32 +86,104 @@ func IsImageName(name string) bool {
 	return Extensions[strings.ToLower(path.Ext(name))]
 }
 
-// Decode reads one image, checking its declared size first.
+// Decode reads one image. Before any pixel buffer exists it checks the header against the file (see
+// "Memory bounds" in limits.go: a file that cannot hold the pixels it declares is refused with
+// ErrTooLarge) and reserves what decoding costs from DecodeBudget, waiting while other decodes hold too
+// much of it; the reservation ends when Decode returns. r is best an *os.File, a bytes.Reader or an
+// io.SectionReader, whose size is known without reading; any other reader is read into memory first.
 func Decode(r io.Reader) (image.Image, string, error) {
-	br := bufio.NewReader(r)
-	// DecodeConfig consumes input; keep the bytes it reads so Decode sees the whole file.
-	var head bytes.Buffer
-	cfg, format, err := image.DecodeConfig(io.TeeReader(br, &head))
-	if err != nil {
-		return nil, "", fmt.Errorf("%w: %v", ErrUnsupported, err)
+	img, format, release, err := DecodeHeld(r)
+	if release != nil {
+		release()
 	}
-	if cfg.Width <= 0 || cfg.Height <= 0 || int64(cfg.Width)*int64(cfg.Height) > MaxPixels {
-		return nil, format, fmt.Errorf("%w: %s image of %dx%d pixels is outside 1..%d pixels", ErrUnsupported, format, cfg.Width, cfg.Height, MaxPixels)
-	}
-	img, format, err := image.Decode(io.MultiReader(&head, br))
-	if err != nil {
-		return nil, format, fmt.Errorf("%w: decode %s: %v", ErrUnsupported, format, err)
-	}
-	return img, format, nil
+	return img, format, err
 }
 
-// DecodeConfig reads only the header: format and size.
-func DecodeConfig(r io.Reader) (image.Config, string, error) {
-	cfg, format, err := image.DecodeConfig(r)
+// DecodeHeld is Decode that keeps the image's reservation in the decode budget until the caller calls
+// release, for callers that use the image for a short while and then drop it (thumbnails): the budget
+// then bounds those images too. release is nil when err is not.
+func DecodeHeld(r io.Reader) (img image.Image, format string, release func(), err error) {
+	src, err := sized(r)
 	if err != nil {
-		return cfg, "", fmt.Errorf("%w: %v", ErrUnsupported, err)
+		return nil, "", nil, err
 	}
-	return cfg, format, nil
+	p, err := inspect(src)
+	if err != nil {
+		return nil, p.format, nil, err
+	}
+	release, err = DecodeBudget().Acquire(context.Background(), p.cost)
+	if err != nil {
+		return nil, p.format, nil, fmt.Errorf("%v: %w", p, err)
+	}
+	img, err = decodeOf(p.format, src)
+	if err != nil {
+		release()
+		return nil, p.format, nil, fmt.Errorf("%w: decode %s: %v", ErrUnsupported, p.format, err)
+	}
+	return img, p.format, release, nil
+}
+
+// DecodeConfig reads only the header: format and size. When r's size is known (see Decode) it also
+// refuses a file that cannot hold the pixels it declares, as Decode would.
+func DecodeConfig(r io.Reader) (image.Config, string, error) {
+	src, ok := sizedNoRead(r)
+	if !ok {
+		br := bufio.NewReader(r)
+		head, _ := br.Peek(16)
+		format := sniff(head)
+		if format == "" {
+			return image.Config{}, "", fmt.Errorf("%w: not a PNG, JPEG, BMP or TIFF file", ErrUnsupported)
+		}
+		cfg, err := decodeConfigOf(format, br)
+		return cfg, format, err
+	}
+	p, err := inspect(src)
+	if err != nil {
+		return image.Config{}, p.format, err
+	}
+	if p.format == "tiff" {
+		return p.cfg, p.format, nil // inspect ran the TIFF reader's DecodeConfig
+	}
+	cfg, err := decodeConfigOf(p.format, src.reader())
+	return cfg, p.format, err
+}
+
+// decodeConfigOf runs the header reader of format.
+func decodeConfigOf(format string, in io.Reader) (image.Config, error) {
+	var cfg image.Config
+	var err error
+	switch format {
+	case "png":
+		cfg, err = png.DecodeConfig(in)
+	case "jpeg":
+		cfg, err = jpeg.DecodeConfig(in)
+	case "bmp":
+		cfg, err = bmp.DecodeConfig(in)
+	case "tiff":
+		cfg, err = tiff.DecodeConfig(in)
+	default:
+		err = errors.New("unknown format")
+	}
+	if err != nil {
+		return cfg, fmt.Errorf("%w: %v", ErrUnsupported, err)
+	}
+	return cfg, nil
+}
+
+// decodeOf runs the decoder of format on src. TIFF reads at random offsets (an io.ReaderAt spares it a
+// copy of the file); the others read in order, through a buffer.
+func decodeOf(format string, src sizedSource) (image.Image, error) {
+	switch format {
+	case "png":
+		return png.Decode(bufio.NewReaderSize(src.reader(), 32<<10))
+	case "jpeg":
+		return jpeg.Decode(bufio.NewReaderSize(src.reader(), 32<<10))
+	case "bmp":
+		return bmp.Decode(bufio.NewReaderSize(src.reader(), 32<<10))
+	case "tiff":
+		return tiff.Decode(src.reader())
+	}
+	return nil, errors.New("unknown format")
 }
 
 // RGB8 returns the image as packed 8-bit RGB, row-major; grey images are replicated into three channels.

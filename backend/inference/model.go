@@ -22,7 +22,6 @@ import (
 
 	ort "github.com/yalue/onnxruntime_go"
 
-	"github.com/rdre-studio/studio/backend/imageio"
 	"github.com/rdre-studio/studio/backend/resample"
 )
 
@@ -590,12 +589,10 @@ func (m *Model) predictBatch(imgs []image.Image, offset int) ([]Prediction, erro
 		if imgs[i] == nil {
 			return fmt.Errorf("predict: image %d is nil", offset+i)
 		}
-		pix, w, h := imageio.RGB8(imgs[i])
-		t, err := resample.Preprocess(pix, w, h, S, m.info.Mean, m.info.Std)
+		w, h, err := preprocessInto(input[i*per:(i+1)*per], imgs[i], S, m.info.Mean, m.info.Std)
 		if err != nil {
 			return fmt.Errorf("predict: image %d: %w", offset+i, err)
 		}
-		copy(input[i*per:], t)
 		sizes[i] = [2]int{w, h}
 		return nil
 	})

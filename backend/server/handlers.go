@@ -302,16 +302,21 @@ func (s *Server) maskSave(req protocol.MaskSaveRequest) (protocol.MaskSavedReply
 	if err != nil {
 		return protocol.MaskSavedReply{}, err
 	}
-	m, err := mask.Decode(req.RLE)
-	if err != nil {
-		return protocol.MaskSavedReply{}, badInput("mask of %s: %v", req.Image, err)
-	}
 	w, h, err := imageSize(ds, req.Image)
 	if err != nil {
 		return protocol.MaskSavedReply{}, fmt.Errorf("size of %s: %w", req.Image, err)
 	}
-	if m.W != w || m.H != h || req.Width != w || req.Height != h {
-		return protocol.MaskSavedReply{}, badInput("mask of %s is %dx%d (declared %dx%d), the image is %dx%d", req.Image, m.W, m.H, req.Width, req.Height, w, h)
+	// The size check comes before decoding: a 14-byte encoding can declare a 16384x16384 mask.
+	mw, mh, err := mask.Header(req.RLE)
+	if err != nil {
+		return protocol.MaskSavedReply{}, badInput("mask of %s: %v", req.Image, err)
+	}
+	if mw != w || mh != h || req.Width != w || req.Height != h {
+		return protocol.MaskSavedReply{}, badInput("mask of %s is %dx%d (declared %dx%d), the image is %dx%d", req.Image, mw, mh, req.Width, req.Height, w, h)
+	}
+	m, err := mask.DecodeSize(req.RLE, w, h)
+	if err != nil {
+		return protocol.MaskSavedReply{}, badInput("mask of %s: %v", req.Image, err)
 	}
 	cls, err := s.store.Classes(req.Dataset)
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -101,7 +102,7 @@ func (h *hub) serveWS(w http.ResponseWriter, r *http.Request) {
 		h.s.log.Warn("websocket upgrade refused", "remote", r.RemoteAddr, "origin", r.Header.Get("Origin"), "err", err)
 		return
 	}
-	ws.SetReadLimit(protocol.MaxFrameBytes)
+	ws.SetReadLimit(protocol.MaxFrameBytes) // on the wire; readMessage bounds the decompressed message too
 	c := &conn{id: h.nextID.Add(1), h: h, ws: ws, send: make(chan protocol.Envelope, sendQueue), done: make(chan struct{})}
 	h.mu.Lock()
 	h.clients[c.id] = c
@@ -134,14 +135,31 @@ func (c *conn) writeLoop() {
 	}
 }
 
+// readMessage reads the next message, at most protocol.MaxFrameBytes of it AFTER decompression: the
+// socket's read limit counts the bytes on the wire, and with per-message compression 16 MiB of them can
+// inflate to gigabytes. A binary message is not read at all (the next read skips it).
+func (c *conn) readMessage() (typ int, frame []byte, err error) {
+	typ, r, err := c.ws.NextReader()
+	if err != nil || typ != websocket.TextMessage {
+		return typ, nil, err
+	}
+	frame, err = io.ReadAll(io.LimitReader(r, protocol.MaxFrameBytes+1))
+	if err == nil && len(frame) > protocol.MaxFrameBytes {
+		err = errMessageTooBig
+	}
+	return typ, frame, err
+}
+
+var errMessageTooBig = errors.New("websocket message over the size limit")
+
 func (c *conn) readLoop() {
 	defer c.close()
 	for {
-		typ, frame, err := c.ws.ReadMessage()
+		typ, frame, err := c.readMessage()
 		if err != nil {
-			if errors.Is(err, websocket.ErrReadLimit) {
-				c.h.s.log.Warn("websocket frame over the size limit, closing", "client", c.id, "limit", protocol.MaxFrameBytes)
-				msg := websocket.FormatCloseMessage(websocket.CloseMessageTooBig, fmt.Sprintf("frame larger than %d bytes", protocol.MaxFrameBytes))
+			if errors.Is(err, websocket.ErrReadLimit) || errors.Is(err, errMessageTooBig) {
+				c.h.s.log.Warn("websocket message over the size limit, closing", "client", c.id, "limit", protocol.MaxFrameBytes)
+				msg := websocket.FormatCloseMessage(websocket.CloseMessageTooBig, fmt.Sprintf("message larger than %d bytes", protocol.MaxFrameBytes))
 				c.ws.WriteControl(websocket.CloseMessage, msg, time.Now().Add(time.Second))
 			}
 			return

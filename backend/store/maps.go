@@ -115,36 +115,11 @@ func (s *Store) Map(jobID, imageID string) ([]float32, int, int, error) {
 		if raw == nil {
 			return fmt.Errorf("map of %s for job %s: %w", imageID, jobID, ErrNotFound)
 		}
-		if len(raw) >= 2 && raw[0] == 'F' && raw[1] == mapFormat {
-			var err error
-			// Copy out of the transaction's memory before resizing; bbolt's slices die with the tx.
-			out, w, h, err = decodeModelMap(append([]byte(nil), raw[2:]...))
-			if err != nil {
-				return fmt.Errorf("map of %s for job %s: %w", imageID, jobID, err)
-			}
-			return nil
-		}
-		if len(raw) < 2 || raw[0] != 'H' || raw[1] != mapFormat {
-			return fmt.Errorf("map of %s for job %s: bad header", imageID, jobID)
-		}
-		raw = raw[2:]
-		uw, n := binary.Uvarint(raw)
-		if n <= 0 {
-			return fmt.Errorf("map of %s for job %s: bad width", imageID, jobID)
-		}
-		raw = raw[n:]
-		uh, n := binary.Uvarint(raw)
-		if n <= 0 {
-			return fmt.Errorf("map of %s for job %s: bad height", imageID, jobID)
-		}
-		raw = raw[n:]
-		if uw == 0 || uh == 0 || uw > mask.MaxSide || uh > mask.MaxSide || uint64(len(raw)) != 2*uw*uh {
-			return fmt.Errorf("map of %s for job %s: %dx%d with %d data bytes: damaged", imageID, jobID, uw, uh, len(raw))
-		}
-		w, h = int(uw), int(uh)
-		out = make([]float32, w*h)
-		for i := range out {
-			out[i] = Float32(binary.LittleEndian.Uint16(raw[2*i:]))
+		var err error
+		// The decoded map is new memory: nothing refers to bbolt's slices, which die with the tx.
+		out, w, h, err = decodeMapRecord(raw)
+		if err != nil {
+			return fmt.Errorf("map of %s for job %s: %w", imageID, jobID, err)
 		}
 		return nil
 	})
@@ -152,6 +127,37 @@ func (s *Store) Map(jobID, imageID string) ([]float32, int, int, error) {
 		return nil, 0, 0, err
 	}
 	return out, w, h, nil
+}
+
+// decodeMapRecord reads a map record ('F' or 'H', see the package doc) into a w x h map. It checks the
+// header against the data it carries before allocating: an 'H' record allocates twice its size, an 'F'
+// record its S*S values and the w x h map its header declares (the image's size).
+func decodeMapRecord(raw []byte) ([]float32, int, int, error) {
+	if len(raw) >= 2 && raw[0] == 'F' && raw[1] == mapFormat {
+		return decodeModelMap(raw[2:])
+	}
+	if len(raw) < 2 || raw[0] != 'H' || raw[1] != mapFormat {
+		return nil, 0, 0, fmt.Errorf("bad header")
+	}
+	raw = raw[2:]
+	uw, n := binary.Uvarint(raw)
+	if n <= 0 {
+		return nil, 0, 0, fmt.Errorf("bad width")
+	}
+	raw = raw[n:]
+	uh, n := binary.Uvarint(raw)
+	if n <= 0 {
+		return nil, 0, 0, fmt.Errorf("bad height")
+	}
+	raw = raw[n:]
+	if uw == 0 || uh == 0 || uw > mask.MaxSide || uh > mask.MaxSide || uint64(len(raw)) != 2*uw*uh {
+		return nil, 0, 0, fmt.Errorf("%dx%d with %d data bytes: damaged", uw, uh, len(raw))
+	}
+	out := make([]float32, uw*uh)
+	for i := range out {
+		out[i] = Float32(binary.LittleEndian.Uint16(raw[2*i:]))
+	}
+	return out, int(uw), int(uh), nil
 }
 
 // MapKeys lists the images that have a map for the job, sorted.

@@ -49,14 +49,43 @@ func TestDecode_Hostile(t *testing.T) {
 	}
 }
 
+// FuzzDecode decodes arbitrary payloads. Besides round-tripping, no payload may allocate more than the
+// mask it decodes to (width*height bytes) when it is well-formed, and nothing beyond a small allowance
+// when it is not, whatever size it declares.
 func FuzzDecode(f *testing.F) {
 	m, _ := New(5, 3)
 	m.Pix[7] = 1
 	f.Add(m.Encode())
+	f.Add(Probe14B[:13])
+	f.Add([]byte{'R', 1, 0x80, 0x80, 0x01, 0x80, 0x80, 0x01, 1, 5})
 	f.Fuzz(func(t *testing.T, b []byte) {
-		got, err := Decode(b)
+		if w, h, err := Header(b); err == nil && w*h > 1<<22 {
+			// Well-formed, this decodes to up to 256 MiB: check only that another size is refused cheaply.
+			var err error
+			if n := allocated(func() { _, err = DecodeSize(b, 1, 1) }); n > 4096 || !errors.Is(err, ErrSize) {
+				t.Fatalf("DecodeSize of a %dx%d payload as 1x1: %v after %d bytes", w, h, err, n)
+			}
+			return
+		}
+		var got *Label
+		var err error
+		n := allocated(func() { got, err = Decode(b) })
+		limit := uint64(64*len(b) + 64<<10)
+		if err == nil {
+			limit += uint64(len(got.Pix)) + 64
+		}
+		if n > limit {
+			t.Fatalf("%d-byte payload (err %v) allocated %d bytes", len(b), err, n)
+		}
 		if err != nil {
 			return
+		}
+		w, h, herr := Header(b)
+		if herr != nil || w != got.W || h != got.H {
+			t.Fatalf("Header says %dx%d (%v), Decode %dx%d", w, h, herr, got.W, got.H)
+		}
+		if _, err := DecodeSize(b, w+1, h); !errors.Is(err, ErrSize) {
+			t.Fatalf("DecodeSize of another size: %v", err)
 		}
 		again, err := Decode(got.Encode())
 		if err != nil || !bytes.Equal(again.Pix, got.Pix) {

@@ -9,9 +9,9 @@
 // error of code CodeVersion and keeps the connection open. New message types and new optional fields do
 // not change V; a change of meaning does.
 //
-// Limits: a frame larger than MaxFrameBytes closes the connection with a policy-violation close frame
-// and an explanation in the close reason; everything smaller that fails to parse is answered with an
-// error envelope and the connection stays open.
+// Limits: a message larger than MaxFrameBytes, counted after per-message decompression, closes the
+// connection with close code 1009 (message too big) and an explanation in the close reason; everything
+// smaller that fails to parse is answered with an error envelope and the connection stays open.
 package protocol
 
 import (
@@ -277,8 +277,13 @@ func New(id, typ string, payload any) (Envelope, error) {
 	return env, nil
 }
 
-// Decode reads one frame. It fails on anything that is not a JSON object with a type.
+// Decode reads one frame. It fails on anything that is not a JSON object with a type, and on a frame
+// larger than MaxFrameBytes. What it allocates is proportional to the frame (a copy of the payload and
+// of the strings).
 func Decode(frame []byte) (Envelope, error) {
+	if len(frame) > MaxFrameBytes {
+		return Envelope{}, fmt.Errorf("frame of %d bytes is larger than %d", len(frame), MaxFrameBytes)
+	}
 	var env Envelope
 	if err := json.Unmarshal(frame, &env); err != nil {
 		return Envelope{}, fmt.Errorf("frame is not a JSON envelope: %w", err)
