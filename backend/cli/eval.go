@@ -34,7 +34,8 @@ var evalHelp = `
 Dataset layouts (detected; --layout forces one):
 ` + dataset.LayoutHelp() + `
 Masks (STEM_mask.* or STEM.*, any image extension in any case): a pixel is a defect when
-  lossless grey (8 or 16 bit: 0/255, anti-aliased, 0/1, class ids)  its value is not 0
+  lossless grey (8 or 16 bit: 0/255, 0/1, class ids)               its value is not 0
+  8-bit 0/255 with blurred or noisy edges (docs/datasets.md)        its grey value is >= 128
   palette PNG                                                       its palette index is not 0
   RGB / RGBA colour                                                 it is not black / not black and not transparent
   JPEG (lossy)                                                      its grey value is >= 128

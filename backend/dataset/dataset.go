@@ -268,8 +268,7 @@ type Truth struct {
 	Parts [][]bool
 	// Encoding names how the mask's values were read (imageio.Mask.Encoding).
 	Encoding string
-	// Warnings name the mask file and what is doubtful about it (empty, values of no known encoding, an
-	// image in a defect folder without a mask).
+	// Warnings name the mask file and what is doubtful about it (empty, values of no known encoding).
 	Warnings []string
 }
 
@@ -285,9 +284,7 @@ func (d *Dataset) Truth(id string) (Truth, error) {
 	files := d.maskOf[id]
 	var t Truth
 	if len(files) == 0 {
-		if im.Kind != protocol.KindGood && im.Kind != protocol.KindUnlabelled && im.Split == protocol.SplitTest {
-			t.Warnings = append(t.Warnings, fmt.Sprintf("image %s is in the defect folder %q but has no mask: its pixels count as normal", id, im.Kind))
-		}
+		// A defect image without a mask is an index warning (Info().Warnings), seen before anything is read.
 		return t, nil
 	}
 	for _, f := range files {

@@ -250,6 +250,9 @@ func (d *Dataset) finish(ix *indexer) error {
 				d.masks[m] = true
 			}
 		}
+		if len(p.masks) == 0 && im.Split == protocol.SplitTest && im.Kind != protocol.KindGood && im.Kind != protocol.KindUnlabelled {
+			ix.warn("image %s is in the defect folder %q but has no mask: its pixels count as normal", im.ID, im.Kind)
+		}
 		d.byID[im.ID] = len(d.images)
 		d.images = append(d.images, im)
 		kinds[im.Kind] = true

@@ -3,6 +3,7 @@
 package dataset
 
 import (
+	"bytes"
 	"encoding/json"
 	"os"
 	"os/exec"
@@ -74,4 +75,67 @@ func exitStderr(err error) string {
 		return string(ee.Stderr)
 	}
 	return ""
+}
+
+// TestTruth_PythonTrainer_SameMasks: the Python reader's decode_mask gives every mask file of every
+// generated layout (each layout another encoding: 0/255, 0/1, class ids, 16-bit, palette, RGB, RGBA, JPEG,
+// soft edges) the same defect pixels as Truth.
+func TestTruth_PythonTrainer_SameMasks(t *testing.T) {
+	const py = "/usr/bin/python3"
+	if _, err := os.Stat(py); err != nil {
+		t.Skipf("%s absent: the Python trainer cannot run on this machine", py)
+	}
+	if err := exec.Command(py, "-c", "import numpy, PIL").Run(); err != nil {
+		t.Skipf("%s lacks numpy or PIL (make test installs python3-numpy and python3-pil)", py)
+	}
+	_, file, _, _ := runtime.Caller(0)
+	repo := filepath.Join(filepath.Dir(file), "..", "..")
+	want := map[string]int{} // absolute mask file -> defect pixels
+	for _, layout := range datasettest.Layouts() {
+		fx, err := datasettest.Write(t.TempDir(), layout)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d, err := Open(fx.Root)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, im := range d.Images() {
+			for _, f := range d.MaskFiles(im.ID) {
+				m, err := d.decodeMask(f)
+				if err != nil {
+					t.Fatal(err)
+				}
+				want[filepath.Join(fx.Root, filepath.FromSlash(f))] = m.Defects
+			}
+		}
+		d.Close()
+	}
+	paths := make([]string, 0, len(want))
+	for p := range want {
+		paths = append(paths, p)
+	}
+	script := `import json, sys
+from models.rdre.data import decode_mask
+print(json.dumps({p: int(decode_mask(p).sum()) for p in json.load(sys.stdin)}))`
+	cmd := exec.Command(py, "-c", script)
+	cmd.Dir = repo
+	in, _ := json.Marshal(paths)
+	cmd.Stdin = bytes.NewReader(in)
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("python decode_mask: %v (%s)", err, exitStderr(err))
+	}
+	var got map[string]int
+	if err := json.Unmarshal(out, &got); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(want) {
+		t.Fatalf("Python read %d masks, Go %d", len(got), len(want))
+	}
+	for p, n := range want {
+		if got[p] != n {
+			t.Errorf("%s: Python %d defect pixels, Go %d", p, got[p], n)
+		}
+	}
 }

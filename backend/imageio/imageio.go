@@ -10,7 +10,11 @@
 // format) reads every encoding below; Mask.Encoding says which one a file used.
 //
 //   - Lossless grey, 8 or 16 bit (PNG, BMP, TIFF): every non-zero value is a defect. That covers 0/255,
-//     0/255 anti-aliased at the edges, 0/1, class ids 1..N or 253..255, 16-bit 0/255 and 0/65535.
+//     0/1, class ids 1..N or 253..255, 16-bit 0/255 and 0/65535.
+//   - 8-bit 0/255 with soft edges (more than two levels, >= 70 % of the non-zero pixels in 1..31 or
+//     224..255, bright pixels at least as many as dark: anti-aliased edges, or a lossy mask saved as PNG
+//     like the Magnetic-Tile set's): grey >= 128, as for JPEG. The faint values are blur and noise, and
+//     reading them as defect would add scattered pixels far from any defect.
 //   - Palette (indexed) images: a pixel whose palette index is not 0 is a defect, whatever its colour
 //     (label tools write index 0 = background, index 1 = a dark red that is darker than grey 128).
 //   - RGB and RGBA colour masks: a pixel is a defect when it is not black and, with alpha, not fully

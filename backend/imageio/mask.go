@@ -219,8 +219,51 @@ func grayMask(g *image.Gray, m *Mask) {
 		}
 	}
 	l := histLevels(&hist)
+	if softEdges(&hist) {
+		// 0/255 whose in-between values are edge blur or compression noise (anti-aliased edges, or a lossy
+		// mask saved as PNG, as the Magnetic-Tile set's are): scattered faint values far from any defect
+		// would otherwise become defect pixels. Read at the midpoint, as JPEG masks are.
+		m.Defects = 0
+		for y := 0; y < m.H; y++ {
+			row := g.Pix[y*g.Stride : y*g.Stride+m.W]
+			out := m.Pix[y*m.W : (y+1)*m.W]
+			for x, v := range row {
+				out[x] = v >= MaskThreshold
+				if out[x] {
+					m.Defects++
+				}
+			}
+		}
+		m.Encoding = "grey 0/255 with soft edges (read at >= 128)"
+		return
+	}
 	m.Defects = l.defects
 	setGrey(m, l, "")
+}
+
+// softEdges reports an 8-bit mask of black and white with blurred or noisy edges: more than two levels,
+// at least 70 % of its non-zero pixels near the ends (1..31 or 224..255), and at least as many bright
+// (>= 128) as dark ones. Class ids (all small, or all high such as 253..255), 0/1 and photos (levels
+// spread evenly) do not fit. Measured on the Magnetic-Tile set: every mask with more than two levels has
+// 74 % or more of its pixels near the ends.
+func softEdges(hist *[256]int) bool {
+	lo, hi, ends, levels := 0, 0, 0, 0
+	for v := 1; v < 256; v++ {
+		n := hist[v]
+		if n == 0 {
+			continue
+		}
+		levels++
+		if v < MaskThreshold {
+			lo += n
+		} else {
+			hi += n
+		}
+		if v < 32 || v >= 224 {
+			ends += n
+		}
+	}
+	return levels > 2 && lo > 0 && hi >= lo && 10*ends >= 7*(lo+hi)
 }
 
 func gray16Mask(g *image.Gray16, m *Mask) {

@@ -344,6 +344,21 @@ def find_mask(folder: str, stem: str) -> Optional[str]:
     return None
 
 
+def _soft_edges(a) -> bool:
+    """An 8-bit 0/255 mask with blurred or noisy edges (the Go side's imageio.softEdges): more than two
+    non-zero levels, >= 70 % of the non-zero pixels in 1..31 or 224..255, and bright (>= 128) pixels at least
+    as many as dark ones."""
+    import numpy as np
+
+    nz = a[a != 0]
+    if nz.size == 0 or len(np.unique(nz)) <= 2:
+        return False
+    lo = int((nz < 128).sum())
+    hi = nz.size - lo
+    ends = int(((nz < 32) | (nz >= 224)).sum())
+    return lo > 0 and hi >= lo and 10 * ends >= 7 * nz.size
+
+
 def decode_mask(path: str):
     """Bool HxW defect mask of a mask file by the rule of docs/datasets.md."""
     import numpy as np
@@ -365,6 +380,8 @@ def decode_mask(path: str):
                 a = np.asarray(im)
                 if a.ndim != 2:
                     a = np.asarray(im.convert("I"))
+                if mode == "L" and _soft_edges(a):
+                    return a >= 128  # 0/255 with blurred or noisy edges: read at the midpoint
                 m = a != 0
                 if isinstance(trans, int) and mode != "1":  # a PNG tRNS grey value is fully transparent
                     m &= a != trans

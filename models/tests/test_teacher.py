@@ -25,10 +25,11 @@ def test_convert_SanityImages_Classified(tflite_path):
     net = MobileNetV2TF()
     net.load_state_dict(convert(tflite_path))
     net.eval()
-    labels = open(os.path.join(os.path.dirname(tflite_path), "imagenet_labels.txt")).read().splitlines()[1:]
     images = sorted(glob.glob(os.path.join(SHARED, "weights", "sanity-images", "*")))
     if not images:
         pytest.skip("sanity images are absent")
+    # The labels sit beside the sanity images (../shared/weights), not beside the built-in teacher.
+    labels = open(os.path.join(SHARED, "weights", "imagenet_labels.txt")).read().splitlines()[1:]
     for p in images:
         x, _, _ = preprocess_file(p, 224, (0.5,) * 3, (0.5,) * 3)
         with torch.no_grad():

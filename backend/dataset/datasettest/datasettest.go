@@ -173,19 +173,38 @@ const (
 	rgbMask  = "rgb"
 	rgbaMask = "rgba"
 	jpegMask = "jpeg"
+	softMask = "soft" // 0/255 with a blurred rim and faint noise (the Magnetic-Tile set's PNG masks)
 )
 
 // mask writes the n-th mask rectangle (or an 8x8 block for JPEG) in an encoding and returns its pixel
 // count.
 func (w *writer) mask(rel, enc string, n int) int {
 	r := rect(n)
-	if enc == jpegMask {
+	switch enc {
+	case jpegMask:
 		r = image.Rect(8, 0, 16, 8)
+	case softMask:
+		r = image.Rect(4, 4, 12, 12) // large enough that the bright core outweighs its rim, as real defects do
 	}
 	in := func(x, y int) bool { return image.Pt(x, y).In(r) }
 	var img image.Image
 	bounds := image.Rect(0, 0, Size, Size)
 	switch enc {
+	case softMask:
+		g := image.NewGray(bounds)
+		for y := 0; y < Size; y++ {
+			for x := 0; x < Size; x++ {
+				p := image.Pt(x, y)
+				switch {
+				case p.In(r):
+					g.Pix[y*g.Stride+x] = 255
+				case p.In(r.Inset(-1)):
+					g.Pix[y*g.Stride+x] = uint8(8 + 8*((x+y)%3)) // a dark blurred rim, below the midpoint
+				}
+			}
+		}
+		g.Pix[0], g.Pix[Size*Size-1] = 1, 2 // compression noise far from the defect
+		img = g
 	case grey255, grey01, classIDs, jpegMask:
 		v := map[string]uint8{grey255: 255, grey01: 1, classIDs: 3, jpegMask: 255}[enc]
 		g := image.NewGray(bounds)
@@ -399,7 +418,11 @@ func (w *writer) imagesMasks(cat string) {
 				w.add(id, cat, "test", "good", nil, 0)
 				continue
 			}
-			w.add(id, cat, "test", "Crack", []string{m}, w.mask(m, grey255, i+j))
+			enc := grey255
+			if j == 1 {
+				enc = softMask
+			}
+			w.add(id, cat, "test", "Crack", []string{m}, w.mask(m, enc, i+j))
 		}
 	}
 }
