@@ -347,4 +347,3 @@ func FuzzReadTIFF(f *testing.F) {
 		}
 	})
 }
-
