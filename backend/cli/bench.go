@@ -11,6 +11,7 @@ import (
 	"image"
 	"image/color"
 	"io"
+	"log/slog"
 	"math/rand"
 	"os"
 	"os/exec"
@@ -20,11 +21,13 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rdre-studio/studio/backend/dataset"
 	"github.com/rdre-studio/studio/backend/inference"
+	"github.com/rdre-studio/studio/backend/oip"
 )
 
 func init() {
-	Register(Command{Name: "bench", Summary: "time a model: latency, throughput, memory, vs PyTorch", Run: runBench})
+	Register(Command{Name: "bench", Summary: "time a model: latency, throughput, memory, vs PyTorch; --images DIR: the image path vs Python", Run: runBench})
 }
 
 // benchResult is what one side (ONNX Runtime here, PyTorch in models/bench_torch.py) measured.
@@ -45,7 +48,8 @@ type benchResult struct {
 func runBench(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	model := fs.String("model", "", "ONNX model file (required)")
+	model := fs.String("model", "", "ONNX model file (this or --model-url is required)")
+	remote := addRemoteFlags(fs) // --model-url: time a remote model (remote.go)
 	device := fs.String("device", "cpu", "inference device: auto, cpu or cuda")
 	threads := fs.Int("threads", 0, "intra-op threads for ONNX Runtime and PyTorch (0 = their defaults)")
 	maxBatch := fs.Int("batch", 8, "largest batch size tried for throughput (powers of two up to it)")
@@ -57,10 +61,33 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 	python := fs.String("python", "/usr/bin/python3", "Python with torch for the PyTorch side")
 	script := fs.String("torch-script", "", "path of models/bench_torch.py (default: found next to the binary or in the working tree)")
 	jsonOut := fs.Bool("json", false, "print the results as one JSON object instead of text")
+	images := fs.String("images", "", "dataset folder: instead of timing the network, time the image path side by side: `rdre infer` on its test split against python3 -m models.predict (the same model in the same ONNX Runtime library), then cold and warm thumbnails of its train and test images")
+	rounds := fs.Int("rounds", 3, "--images: runs of each side (medians are reported)")
+	baseline := fs.String("baseline", "", "--images: another rdre binary (an older build) to time beside this one")
+	thumbSize := fs.Int("thumb-size", 256, "--images: thumbnail size")
+	thumbWorkers := fs.Int("thumb-workers", 6, "--images: thumbnails requested at a time (a browser opens 6 connections per host)")
+	noInfer := fs.Bool("no-infer", false, "--images: skip the inference comparison")
+	noThumbs := fs.Bool("no-thumbs", false, "--images: skip the thumbnails")
 	if err := fs.Parse(args); err != nil {
 		return parseExit(err)
 	}
-	if *model == "" || fs.NArg() > 0 || *maxBatch < 1 || *seconds <= 0 {
+	if *images != "" {
+		if fs.NArg() > 0 || *rounds < 1 || *thumbWorkers < 1 || *thumbSize < dataset.MinThumbnail || *thumbSize > dataset.MaxThumbnail {
+			fmt.Fprintln(stderr, "usage: rdre bench --images DIR --model FILE.onnx [--threads 1] [--rounds 3] [--baseline OLD_RDRE] [--no-infer] [--no-thumbs] [--json]")
+			return 2
+		}
+		// models.predict runs ONNX Runtime on one intra-op thread: the same here unless --threads says otherwise.
+		n := 1
+		fs.Visit(func(f *flag.Flag) {
+			if f.Name == "threads" {
+				n = *threads
+			}
+		})
+		return runImageBench(imageBenchOptions{data: *images, model: *model, ortLib: *ortLib, python: *python, baseline: *baseline,
+			threads: n, rounds: *rounds, thumbSize: *thumbSize, workers: *thumbWorkers, jsonOut: *jsonOut, noInfer: *noInfer, noThumbs: *noThumbs},
+			stdout, stderr)
+	}
+	if (*model == "") == (len(remote.urls) == 0) || fs.NArg() > 0 || *maxBatch < 1 || *seconds <= 0 {
 		fmt.Fprintln(stderr, "usage: rdre bench --model FILE.onnx [--device cpu|cuda|auto] [--threads N] [--batch N] [--checkpoint CKPT | --torch random]")
 		return 2
 	}
@@ -70,15 +97,19 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "bench: --torch must be auto, random or off, got %q\n", *torchMode)
 		return 2
 	}
-	lib, err := inference.LibraryPath(*ortLib)
-	if err == nil {
-		err = inference.Init(lib)
+	var m inference.Predictor
+	var err error
+	if len(remote.urls) > 0 { // a remote model: requests of up to --batch images
+		m, err = oip.Open(remote.urls, remote.options(*maxBatch, slog.Default()))
+	} else {
+		var lib string
+		if lib, err = inference.LibraryPath(*ortLib); err == nil {
+			err = inference.Init(lib)
+		}
+		if err == nil {
+			m, err = inference.Open(*model, inference.Options{Device: *device, Threads: *threads, Batch: *maxBatch})
+		}
 	}
-	if err != nil {
-		fmt.Fprintf(stderr, "bench: %v\n", err)
-		return 1
-	}
-	m, err := inference.Open(*model, inference.Options{Device: *device, Threads: *threads, Batch: *maxBatch})
 	if err != nil {
 		fmt.Fprintf(stderr, "bench: %v\n", err)
 		return 1
@@ -98,6 +129,8 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 	switch {
 	case *torchMode == "off":
 		torchRes.Reason = "--torch off"
+	case len(remote.urls) > 0:
+		torchRes.Reason = "a remote model (--model-url) has no file here to compare with"
 	case *torchMode == "auto" && *checkpoint == "":
 		torchRes.Reason = "no --checkpoint given (an ONNX graph cannot be re-run in PyTorch); pass --checkpoint, or --torch random to time the architecture named in the metadata with random weights"
 	default:
@@ -178,7 +211,7 @@ func timeRuns(budget time.Duration, f func() error) ([]float64, error) {
 	return ms, nil
 }
 
-func benchORT(m *inference.Model, maxBatch int, budget time.Duration, e2eSize int) (benchResult, []float64, error) {
+func benchORT(m inference.Predictor, maxBatch int, budget time.Duration, e2eSize int) (benchResult, []float64, error) {
 	S := m.Info().InputSize
 	r := rand.New(rand.NewSource(0))
 	res := benchResult{Status: "ok", Throughput: map[string]float64{}}

@@ -21,6 +21,7 @@ import (
 	"github.com/rdre-studio/studio/backend/dataset"
 	"github.com/rdre-studio/studio/backend/inference"
 	"github.com/rdre-studio/studio/backend/mapio"
+	"github.com/rdre-studio/studio/backend/oip"
 	"github.com/rdre-studio/studio/shared/protocol"
 )
 
@@ -36,7 +37,8 @@ type inferItem struct {
 func runInfer(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("infer", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	model := fs.String("model", "", "ONNX model file (required)")
+	model := fs.String("model", "", "ONNX model file (this or --model-url is required)")
+	remote := addRemoteFlags(fs) // --model-url (remote.go)
 	data := fs.String("data", "", "the dataset, any layout of `rdre eval -h` (required)")
 	split := fs.String("split", "test", "the split to run: train, validation, test, test_private, test_private_mixed")
 	layout := fs.String("layout", "", "force the dataset layout (default: detect); one of "+strings.Join(dataset.LayoutNames(), ", "))
@@ -53,8 +55,8 @@ func runInfer(args []string, stdout, stderr io.Writer) int {
 	if err := fs.Parse(args); err != nil {
 		return parseExit(err)
 	}
-	if *model == "" || *data == "" || *out == "" || fs.NArg() > 0 {
-		fmt.Fprintln(stderr, "infer: --model, --data and --out are required, and no positional arguments")
+	if (*model == "") == (len(remote.urls) == 0) || *data == "" || *out == "" || fs.NArg() > 0 {
+		fmt.Fprintln(stderr, "infer: --model (or --model-url), --data and --out are required, and no positional arguments")
 		fs.Usage()
 		return 2
 	}
@@ -67,15 +69,18 @@ func runInfer(args []string, stdout, stderr io.Writer) int {
 	for _, w := range ds.Info().Warnings {
 		fmt.Fprintf(stderr, "infer: warning: %s\n", w)
 	}
-	lib, err := inference.LibraryPath(*ortLib)
-	if err == nil {
-		err = inference.Init(lib)
+	var m inference.Predictor
+	if len(remote.urls) > 0 { // a remote model: no ONNX Runtime here
+		m, err = oip.Open(remote.urls, remote.options(*batch, slog.Default()))
+	} else {
+		var lib string
+		if lib, err = inference.LibraryPath(*ortLib); err == nil {
+			err = inference.Init(lib)
+		}
+		if err == nil {
+			m, err = inference.Open(*model, inference.Options{Device: *device, Threads: *threads, Batch: *batch})
+		}
 	}
-	if err != nil {
-		fmt.Fprintf(stderr, "infer: %v\n", err)
-		return 1
-	}
-	m, err := inference.Open(*model, inference.Options{Device: *device, Threads: *threads, Batch: *batch})
 	if err != nil {
 		fmt.Fprintf(stderr, "infer: %v\n", err)
 		return 1
@@ -133,7 +138,7 @@ func listSplit(root, split, layout string) (*dataset.Dataset, []inferItem, error
 
 // inferSplit decodes batch k+1 while batch k runs (one batch ahead, so memory stays at two batches of
 // decoded images), writes each map as it comes, and returns the scores by key.
-func inferSplit(m *inference.Model, ds *dataset.Dataset, items []inferItem, out string, batch int, progress func(int)) (map[string]float64, error) {
+func inferSplit(m inference.Predictor, ds *dataset.Dataset, items []inferItem, out string, batch int, progress func(int)) (map[string]float64, error) {
 	type decoded struct {
 		items []inferItem
 		imgs  []image.Image

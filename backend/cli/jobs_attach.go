@@ -14,6 +14,7 @@ import (
 // jobOptions configures the evaluation job system of serve.
 type jobOptions struct {
 	Models  []string
+	Remote  *remoteFlags // --model-url models (remote.go)
 	Device  string
 	Threads int
 	ORTLib  string
@@ -24,15 +25,17 @@ type jobOptions struct {
 // models, ONNX Runtime must load, and a model file that does not fit the contract stops the start with
 // the reason, rather than failing later in the browser.
 func attachJobs(srv *server.Server, opt jobOptions) (*jobs.Runner, error) {
-	if len(opt.Models) == 0 {
+	if len(opt.Models) == 0 && (opt.Remote == nil || len(opt.Remote.urls) == 0) {
 		return nil, nil
 	}
-	lib, err := inference.LibraryPath(opt.ORTLib)
-	if err != nil {
-		return nil, err
-	}
-	if err := inference.Init(lib); err != nil {
-		return nil, err
+	if len(opt.Models) > 0 { // remote models alone need no ONNX Runtime here
+		lib, err := inference.LibraryPath(opt.ORTLib)
+		if err != nil {
+			return nil, err
+		}
+		if err := inference.Init(lib); err != nil {
+			return nil, err
+		}
 	}
 	r := jobs.New(srv, jobs.Options{Device: opt.Device, Threads: opt.Threads, Log: opt.Log})
 	for _, m := range opt.Models {
@@ -40,6 +43,10 @@ func attachJobs(srv *server.Server, opt jobOptions) (*jobs.Runner, error) {
 			r.Close()
 			return nil, fmt.Errorf("model %s: %w", m, err)
 		}
+	}
+	if err := addRemoteModels(r, opt.Remote, 0, opt.Log); err != nil {
+		r.Close()
+		return nil, err
 	}
 	if err := r.Resume(); err != nil {
 		r.Close()

@@ -49,7 +49,8 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	var data, models listFlag
 	fs.Var(&data, "data", "dataset root, any layout of `rdre eval -h` (MVTec AD, AD 2, 3D-AD, LOCO, VisA, BTAD, MPDD, Magnetic-Tile, plain); repeatable")
 	layout := fs.String("layout", "", "force the layout of every --data (default: detect each); one of "+strings.Join(dataset.LayoutNames(), ", "))
-	fs.Var(&models, "model", "ONNX model file to offer for evaluation; repeatable")
+	fs.Var(&models, "model", "ONNX model file to offer for evaluation (also served to others over the Open Inference Protocol at /v2/models/NAME, NAME its base name without .onnx); repeatable")
+	remote := addRemoteFlags(fs) // --model-url: models served elsewhere (remote.go)
 	var allowHosts listFlag
 	fs.Var(&allowHosts, "allow-host", "another name the server may be reached by (NAME or NAME:PORT), e.g. a machine name behind a proxy; repeatable. Requests naming any other Host are refused (DNS rebinding)")
 	addr := fs.String("addr", "127.0.0.1:8080", "listen address; a non-loopback address requires a token")
@@ -92,7 +93,7 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	}
 	defer srv.Close()
 	srv.Handle("GET /api/report", report.Handler(srv.Store()))
-	runner, err := attachJobs(srv, jobOptions{Models: models, Device: *device, Threads: *threads, ORTLib: *ortLib, Log: log})
+	runner, err := attachJobs(srv, jobOptions{Models: models, Remote: remote, Device: *device, Threads: *threads, ORTLib: *ortLib, Log: log})
 	if err != nil {
 		fmt.Fprintf(stderr, "serve: %v\n", err)
 		return 1
@@ -100,6 +101,7 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	if runner != nil {
 		defer runner.Close()
 	}
+	serveOIP(srv, runner, log) // the Open Inference Protocol routes (remote.go)
 
 	url := fmt.Sprintf("http://%s/", ln.Addr())
 	if *token != "" {

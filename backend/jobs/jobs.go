@@ -67,7 +67,7 @@ type Runner struct {
 
 type modelEntry struct {
 	info  protocol.ModelInfo
-	model *inference.Model
+	model inference.Predictor // a *inference.Model, or a remote model (AddPredictor)
 }
 
 // record is what the workspace keeps per job.
