@@ -612,6 +612,7 @@ func ImportMVTec(ds *dataset.Dataset, st *store.Store, gtDir string) (Summary, e
 		return protocol.ImageInfo{}, false
 	}
 
+	exported := exportedMasks(ds, gtDir)
 	type pending struct {
 		im   protocol.ImageInfo
 		kind string
@@ -637,7 +638,11 @@ func ImportMVTec(ds *dataset.Dataset, st *store.Store, gtDir string) (Summary, e
 			if len(s) > 5 && strings.EqualFold(s[len(s)-5:], "_mask") {
 				s = s[:len(s)-5]
 			}
-			im, ok := pick(byKindStem[key{k.Name(), s}])
+			// An export of this tool renames images (NNN.png); its manifest says which image each mask was.
+			im, ok := exported[filepath.Join(gtDir, k.Name(), f.Name())]
+			if !ok {
+				im, ok = pick(byKindStem[key{k.Name(), s}])
+			}
 			if !ok {
 				im, ok = pick(byStem[s])
 			}
@@ -701,6 +706,31 @@ func ImportMVTec(ds *dataset.Dataset, st *store.Store, gtDir string) (Summary, e
 	sum.WorkspaceMasks = len(batch)
 	sort.Slice(sum.Files, func(a, b int) bool { return sum.Files[a].Source < sum.Files[b].Source })
 	return sum, nil
+}
+
+// exportedMasks reads the manifest of an export of this tool that gtDir (OUT/CATEGORY/ground_truth) belongs
+// to, and returns the dataset image each of its mask files was made from (by absolute path). Without a
+// manifest, or for a manifest of another dataset's images, it is empty and masks match by name.
+func exportedMasks(ds *dataset.Dataset, gtDir string) map[string]protocol.ImageInfo {
+	out := filepath.Dir(filepath.Dir(filepath.Clean(gtDir)))
+	raw, err := os.ReadFile(filepath.Join(out, ManifestName))
+	if err != nil {
+		return nil
+	}
+	var sum Summary
+	if json.Unmarshal(raw, &sum) != nil {
+		return nil
+	}
+	m := map[string]protocol.ImageInfo{}
+	for _, f := range sum.Files {
+		if f.Mask == "" {
+			continue
+		}
+		if im, ok := ds.Image(f.Source); ok {
+			m[filepath.Join(out, filepath.FromSlash(f.Mask))] = im
+		}
+	}
+	return m
 }
 
 func stemOf(p string) string {
