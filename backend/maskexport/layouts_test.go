@@ -72,4 +72,3 @@ func TestExportImport_EveryLayout_SameMasks(t *testing.T) {
 		})
 	}
 }
-
