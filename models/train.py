@@ -175,5 +175,13 @@ def run(args) -> int:
     return 0
 
 
+# Machine-readable progress for the studio's training runner (backend/training): --progress-json FILE|-,
+# --preview-every N and a SIGTERM that saves the checkpoint first. models/progress.py wraps parser() and
+# run() so that the code above stays as it is.
+from . import progress as _progress  # noqa: E402
+
+parser, run = _progress.wrap_parser(parser), _progress.wrap_run(run, sys.modules[__name__])
+
+
 if __name__ == "__main__":
     sys.exit(main())

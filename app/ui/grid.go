@@ -52,6 +52,7 @@ func (s *Studio) renderGrid() app.UI {
 	return app.Section().Class("grid-view").Body(
 		renderWarnings("dataset-warnings", "about this dataset's files", dsWarnings),
 		s.renderEvalPanel(),
+		s.renderTrainPanel(), // train.go
 		app.Div().Class("filters").Body(
 			app.Label().Body(
 				app.Text("Split "),

@@ -19,6 +19,9 @@ type jobOptions struct {
 	Threads int
 	ORTLib  string
 	Log     *slog.Logger
+	// BeforeResume runs after the models are added and before interrupted jobs resume (trained models
+	// join the runner there: train_attach.go).
+	BeforeResume func(*jobs.Runner) error
 }
 
 // attachJobs plugs evaluation jobs into srv. Without models the UI still browses and labels; with
@@ -47,6 +50,12 @@ func attachJobs(srv *server.Server, opt jobOptions) (*jobs.Runner, error) {
 	if err := addRemoteModels(r, opt.Remote, 0, opt.Log); err != nil {
 		r.Close()
 		return nil, err
+	}
+	if opt.BeforeResume != nil {
+		if err := opt.BeforeResume(r); err != nil {
+			r.Close()
+			return nil, err
+		}
 	}
 	if err := r.Resume(); err != nil {
 		r.Close()

@@ -51,6 +51,7 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	layout := fs.String("layout", "", "force the layout of every --data (default: detect each); one of "+strings.Join(dataset.LayoutNames(), ", "))
 	fs.Var(&models, "model", "ONNX model file to offer for evaluation (also served to others over the Open Inference Protocol at /v2/models/NAME, NAME its base name without .onnx); repeatable")
 	remote := addRemoteFlags(fs) // --model-url: models served elsewhere (remote.go)
+	trainFl := addTrainFlags(fs) // training from the browser (train_attach.go)
 	var allowHosts listFlag
 	fs.Var(&allowHosts, "allow-host", "another name the server may be reached by (NAME or NAME:PORT), e.g. a machine name behind a proxy; repeatable. Requests naming any other Host are refused (DNS rebinding)")
 	addr := fs.String("addr", "127.0.0.1:8080", "listen address; a non-loopback address requires a token")
@@ -93,7 +94,8 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	}
 	defer srv.Close()
 	srv.Handle("GET /api/report", report.Handler(srv.Store()))
-	runner, err := attachJobs(srv, jobOptions{Models: models, Remote: remote, Device: *device, Threads: *threads, ORTLib: *ortLib, Log: log})
+	trainer := newTrainer(srv, trainFl, jobOptions{Device: *device, Threads: *threads, Log: log})
+	runner, err := attachJobs(srv, jobOptions{Models: models, Remote: remote, Device: *device, Threads: *threads, ORTLib: *ortLib, Log: log, BeforeResume: trainer.AttachJobs})
 	if err != nil {
 		fmt.Fprintf(stderr, "serve: %v\n", err)
 		return 1
@@ -101,6 +103,15 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	if runner != nil {
 		defer runner.Close()
 	}
+	if created, err := startTraining(srv, trainer, runner, jobOptions{Device: *device, Threads: *threads, ORTLib: *ortLib, Log: log}); err != nil {
+		fmt.Fprintf(stderr, "serve: %v\n", err)
+		return 1
+	} else if created != nil {
+		runner = created
+		defer runner.Close()
+	}
+	defer trainer.Close() // before the job runner closes: a finishing run may still register its model
+
 	serveOIP(srv, runner, log) // the Open Inference Protocol routes (remote.go)
 
 	url := fmt.Sprintf("http://%s/", ln.Addr())

@@ -124,6 +124,27 @@ func (r *Runner) AddModel(path string) (protocol.ModelInfo, error) {
 	return info, nil
 }
 
+// UpdateModel changes the registered description of a model (thresholds calibrated after training, the
+// images it was trained on) in memory and in the workspace. fn must not change SHA256 or Path.
+func (r *Runner) UpdateModel(sha string, fn func(*protocol.ModelInfo)) (protocol.ModelInfo, error) {
+	r.mu.Lock()
+	me, ok := r.models[sha]
+	if !ok {
+		r.mu.Unlock()
+		return protocol.ModelInfo{}, fmt.Errorf("model %q is not loaded: %w", sha, store.ErrNotFound)
+	}
+	info := me.info
+	fn(&info)
+	info.SHA256, info.Path = me.info.SHA256, me.info.Path
+	// A new entry, not a change to the old one: whoever holds the old entry reads it unlocked.
+	r.models[sha] = &modelEntry{info: info, model: me.model}
+	r.mu.Unlock()
+	if err := r.st.PutModel(sha, info); err != nil {
+		return info, fmt.Errorf("register model %s: %w", sha, err)
+	}
+	return info, nil
+}
+
 func modelName(in inference.Info) string {
 	base := path.Base(strings.ReplaceAll(in.Path, "\\", "/"))
 	if in.Category != "" {
@@ -200,6 +221,18 @@ func (r *Runner) Start(req protocol.JobStartRequest) (protocol.JobInfo, error) {
 		ID: newID(), Dataset: req.Dataset, Model: req.Model, ModelName: me.info.Name, Split: req.Split,
 		Category: req.Category, Masks: req.Masks, NoiseStd: req.NoiseStd, State: protocol.JobQueued,
 		Device: me.info.Device, Created: time.Now().UTC().Format(time.RFC3339),
+	}
+	// A model trained here never scores the images it learned from or was calibrated on.
+	if trained := me.info.TrainedOn[req.Dataset]; len(trained) > 0 {
+		skip := make(map[string]bool, len(trained))
+		for _, id := range trained {
+			skip[id] = true
+		}
+		for _, im := range r.selectImages(ds, info) {
+			if skip[im.ID] {
+				info.Excluded = append(info.Excluded, im.ID)
+			}
+		}
 	}
 	info.Total = len(r.selectImages(ds, info))
 	if info.Total == 0 {
@@ -356,11 +389,18 @@ func (r *Runner) Jobs() ([]protocol.JobInfo, error) {
 	return out, err
 }
 
-// selectImages returns the images a job evaluates, in index order.
+// selectImages returns the images a job evaluates, in index order, without those it excludes.
 func (r *Runner) selectImages(ds *dataset.Dataset, info protocol.JobInfo) []protocol.ImageInfo {
+	var skip map[string]bool
+	if len(info.Excluded) > 0 {
+		skip = make(map[string]bool, len(info.Excluded))
+		for _, id := range info.Excluded {
+			skip[id] = true
+		}
+	}
 	var out []protocol.ImageInfo
 	for _, im := range ds.Images() {
-		if im.Split == info.Split && (info.Category == "" || im.Category == info.Category) {
+		if im.Split == info.Split && (info.Category == "" || im.Category == info.Category) && !skip[im.ID] {
 			out = append(out, im)
 		}
 	}

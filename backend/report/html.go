@@ -89,6 +89,7 @@ type pageData struct {
 	Provenance   []kv
 	Metadata     []kv
 	MaskVersions []kv
+	Excluded     []string // images the model trained or was calibrated on, left out (JobInfo.Excluded)
 	Efficiency   *effView
 	Robustness   []robRow
 	RobustSVG    template.HTML
@@ -184,6 +185,7 @@ func buildPage(in *Input) pageData {
 	d.Images = imageRows(in)
 	d.FPs, d.Misses, d.GalleryNote, d.HeatLegend = gallery(in)
 	d.Provenance, d.Metadata, d.MaskVersions = provenance(in)
+	d.Excluded = in.Job.Excluded
 	d.Efficiency = efficiencyView(in.Efficiency)
 	d.Robustness, d.RobustSVG = robustness(in.Robustness)
 	return d
@@ -465,8 +467,11 @@ const pageHTML = `<!DOCTYPE html>
 <h1>Anomaly detection report: {{.Title}}</h1>
 <p class="sub">{{.Subtitle}}</p>
 <p class="small">Generated {{.Generated}}. Metrics are exact (MVTec AD definitions: step-wise AP, AUPRO by trapezoids over all distinct scores up to the FPR limit, normalised by it); a pixel or image is anomalous iff its score ≥ threshold.</p>
-{{range .Warnings}}<p class="warn">{{.}}</p>
-{{end}}
+{{if gt (len .Warnings) 3}}<details class="warn" data-table="warnings"><summary>{{len .Warnings}} warnings about the evaluated files (missing or odd masks, skipped images): open to read them</summary>
+{{range .Warnings}}<p class="small">{{.}}</p>
+{{end}}</details>
+{{else}}{{range .Warnings}}<p class="warn">{{.}}</p>
+{{end}}{{end}}
 <h2 id="summary">Summary</h2>
 <table class="booktabs summary" data-table="summary">
 <thead>
@@ -553,6 +558,10 @@ const pageHTML = `<!DOCTYPE html>
 {{range .MaskVersions}}<tr><td>{{.K}}</td><td>{{.V}}</td></tr>
 {{end}}</tbody>
 </table>
+</details>{{end}}
+{{if .Excluded}}<details data-table="excluded"><summary>Left out of this evaluation: {{len .Excluded}} images the model was trained or calibrated on</summary>
+<ul class="small">{{range .Excluded}}<li>{{.}}</li>
+{{end}}</ul>
 </details>{{end}}
 </main>
 </body>

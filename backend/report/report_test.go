@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"encoding/xml"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -450,6 +451,33 @@ func TestWriteHTML_UndefinedMetricsAndHostileText_Escaped(t *testing.T) {
 	}
 	if !strings.Contains(b.String(), "no anomalous pixels") {
 		t.Error("the result's warning is not shown")
+	}
+}
+
+// TestWriteHTML_ManyWarnings_Collapsed: a long list of file warnings is one collapsed block that names
+// the count, so the summary table stays at the top of the page, and every warning is still in it.
+func TestWriteHTML_ManyWarnings_Collapsed(t *testing.T) {
+	zero := 0.0
+	in := &report.Input{
+		Job:    protocol.JobInfo{ID: "j", Dataset: "d", Model: "m", State: protocol.JobDone},
+		Result: &sm.Result{ImageAUROC: &zero, FPRLimit: 0.3},
+	}
+	for i := range 52 {
+		in.Result.Warnings = append(in.Result.Warnings, fmt.Sprintf("mask MT_Crack/Imgs/x%02d.png: odd", i))
+	}
+	var b bytes.Buffer
+	if err := report.WriteHTML(&b, in); err != nil {
+		t.Fatal(err)
+	}
+	page := b.String()
+	details := strings.Index(page, `data-table="warnings"`)
+	if details < 0 || !strings.Contains(page, "52 warnings") || strings.Count(page, `class="warn"`) != 1 {
+		t.Fatalf("warnings not collapsed into one block naming the count")
+	}
+	for i := range 52 {
+		if !strings.Contains(page, fmt.Sprintf("x%02d.png", i)) {
+			t.Fatalf("warning %d missing", i)
+		}
 	}
 }
 

@@ -34,6 +34,11 @@ func (s *Server) dispatch(ctx context.Context, c *conn, env protocol.Envelope) {
 	if s.jobs != nil && s.jobs.HandleJobMessage(ctx, c, env) {
 		return
 	}
+	for _, h := range s.handlers {
+		if h.HandleJobMessage(ctx, c, env) {
+			return
+		}
+	}
 	reply, typ, err := s.answer(c, env)
 	if err != nil {
 		code := protocol.CodeInternal

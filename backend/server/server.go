@@ -56,6 +56,7 @@ type Server struct {
 	order    []string // dataset IDs in the order given
 	hub      *hub
 	jobs     JobRunner
+	handlers []JobRunner // more message handlers (training runs), asked after jobs
 	routes   []route
 
 	closeOnce sync.Once
@@ -141,6 +142,10 @@ func (s *Server) DatasetIDs() []string { return append([]string(nil), s.order...
 
 // SetJobRunner plugs the evaluation job system into the websocket.
 func (s *Server) SetJobRunner(j JobRunner) { s.jobs = j }
+
+// AddHandler plugs another message handler (the training runner) into the websocket; call it before
+// serving. Its HandleJobMessage answers the types it owns and returns false for the others.
+func (s *Server) AddHandler(h JobRunner) { s.handlers = append(s.handlers, h) }
 
 // Broadcast sends env to every connected client.
 func (s *Server) Broadcast(env protocol.Envelope) { s.hub.broadcast(env, 0) }

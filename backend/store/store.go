@@ -12,12 +12,12 @@
 // after (the tests prove the first by killing a child process). Two processes cannot open one workspace:
 // the second fails after a short wait with an error that says the file is in use.
 //
-// # Schema, version 1
+// # Schema, version 2
 //
 // Keys are raw bytes; "u32" is a big-endian uint32, so bbolt's byte order is numeric order.
 //
 //	meta/                                   bucket
-//	  "schema"              -> u32          schema version of the file (1)
+//	  "schema"              -> u32          schema version of the file (2)
 //	  "created"             -> RFC 3339     when the file was created
 //	datasets/                               bucket
 //	  <datasetID>           -> JSON protocol.DatasetInfo
@@ -44,6 +44,10 @@
 //	                           binary16 values, little-endian, row-major: any other map, compacted
 //	results/                                bucket
 //	  <jobID>               -> raw bytes (the job runner's result document)
+//	trainings/                              bucket (since schema 2)
+//	  <runID>               -> JSON, the training runner's run record (backend/training): the
+//	                           protocol.TrainInfo shown to clients plus what a restart needs to resume
+//	                           (run folder, staged images, held-out images, the trainer's arguments)
 //
 // Mask versions start at 1 and only grow; a revert stores a copy of the old version as a new one, so
 // history is never rewritten. Version 0 in the API means "the newest".
@@ -63,6 +67,8 @@
 // Open reads meta/schema. A new file gets the current schema. An older file is upgraded by the functions
 // in migrations, each taking the file from version v to v+1, all in the one transaction that also writes
 // the new version, so an upgrade either completes or leaves the file as it was. A newer file is refused.
+//
+// History: 1 → 2 added the trainings bucket (nothing else changed; a version 1 file gains the empty bucket).
 package store
 
 import (
@@ -82,7 +88,7 @@ import (
 )
 
 // SchemaVersion is the bucket schema this package reads and writes.
-const SchemaVersion = 1
+const SchemaVersion = 2
 
 // ErrNotFound is wrapped when a requested record does not exist.
 var ErrNotFound = errors.New("not found in the workspace")
@@ -91,23 +97,29 @@ var ErrNotFound = errors.New("not found in the workspace")
 var ErrInvalid = errors.New("invalid input")
 
 var (
-	bMeta     = []byte("meta")
-	bDatasets = []byte("datasets")
-	bClasses  = []byte("classes")
-	bMasks    = []byte("masks")
-	bModels   = []byte("models")
-	bJobs     = []byte("jobs")
-	bMaps     = []byte("maps")
-	bResults  = []byte("results")
+	bMeta      = []byte("meta")
+	bDatasets  = []byte("datasets")
+	bClasses   = []byte("classes")
+	bMasks     = []byte("masks")
+	bModels    = []byte("models")
+	bJobs      = []byte("jobs")
+	bMaps      = []byte("maps")
+	bResults   = []byte("results")
+	bTrainings = []byte("trainings")
 
 	kSchema  = []byte("schema")
 	kCreated = []byte("created")
 )
 
-var topBuckets = [][]byte{bMeta, bDatasets, bClasses, bMasks, bModels, bJobs, bMaps, bResults}
+var topBuckets = [][]byte{bMeta, bDatasets, bClasses, bMasks, bModels, bJobs, bMaps, bResults, bTrainings}
 
 // migrations[v] upgrades a file from schema v to v+1 inside the upgrade transaction.
-var migrations = map[int]func(tx *bolt.Tx) error{}
+var migrations = map[int]func(tx *bolt.Tx) error{
+	1: func(tx *bolt.Tx) error {
+		_, err := tx.CreateBucketIfNotExists(bTrainings)
+		return err
+	},
+}
 
 // maxKey bounds dataset, image, job and model ids (bbolt allows 32 KiB keys; ids are paths and hashes).
 const maxKey = 1024

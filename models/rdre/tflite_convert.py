@@ -17,9 +17,11 @@ import torch
 from flatbuffers.table import Table
 
 TFLITE_SHA256 = "7aad0c74c5e3c06e5eb3c827e13304fdd68a83da6087d92ee169c24ff9fd4776"
-DEFAULT_TFLITE = os.path.join(
-    os.path.dirname(__file__), "..", "..", "..", "shared", "weights", "mobilenet_v2_1.0_224_quant.tflite"
-)
+TFLITE_NAME = "mobilenet_v2_1.0_224_quant.tflite"
+# The built-in teacher is committed beside the code (models/teachers/, Apache-2.0, README there); the shared
+# weights folder of the development machines is the fallback for checkouts from before it was committed.
+BUILTIN_TFLITE = os.path.join(os.path.dirname(__file__), "..", "teachers", TFLITE_NAME)
+DEFAULT_TFLITE = os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "weights", TFLITE_NAME)
 
 _CONV_2D = 3
 _DEPTHWISE_CONV_2D = 4
@@ -28,7 +30,12 @@ _TYPE_NUMPY = {0: np.float32, 2: np.int32, 3: np.uint8, 4: np.int64, 9: np.int8}
 
 
 def default_tflite_path() -> str:
-    return os.path.normpath(os.environ.get("RDRE_TFLITE", DEFAULT_TFLITE))
+    """$RDRE_TFLITE when set, else the committed models/teachers file, else ../shared/weights (convert checks the sha256)."""
+    if os.environ.get("RDRE_TFLITE"):
+        return os.path.normpath(os.environ["RDRE_TFLITE"])
+    if os.path.isfile(BUILTIN_TFLITE):
+        return os.path.normpath(BUILTIN_TFLITE)
+    return os.path.normpath(DEFAULT_TFLITE)
 
 
 def sha256_file(path: str) -> str:

@@ -41,6 +41,11 @@ type ModelInfo struct {
 	Device     string             `json:"device,omitempty"` // the device sessions actually run on
 	Metadata   map[string]string  `json:"metadata,omitempty"`
 	Thresholds map[string]float64 `json:"thresholds,omitempty"`
+	// TrainedOn lists, per dataset ID, the images a model trained in this workspace learned from or was
+	// calibrated on; every evaluation of the model on that dataset leaves them out (JobInfo.Excluded).
+	TrainedOn map[string][]string `json:"trainedOn,omitempty"`
+	// Training is the ID of the training run that produced the model, when it was trained here.
+	Training string `json:"training,omitempty"`
 }
 
 // ModelsReply is the payload of TypeModels.
@@ -97,6 +102,9 @@ type JobInfo struct {
 	// (skipped: the job goes on without them and Skipped counts them).
 	Warnings []string `json:"warnings,omitempty"`
 	Skipped  int      `json:"skipped,omitempty"`
+	// Excluded lists the images of the split left out because the model was trained or calibrated on
+	// them (ModelInfo.TrainedOn); reports list them.
+	Excluded []string `json:"excluded,omitempty"`
 }
 
 // JobsReply is the payload of TypeJobs.
