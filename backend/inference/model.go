@@ -603,25 +603,8 @@ func (m *Model) predictBatch(imgs []image.Image, offset int) ([]Prediction, erro
 	if err != nil {
 		return nil, err
 	}
-	preds := make([]Prediction, n)
-	err = parallel(n, func(i int) error {
-		w, h := sizes[i][0], sizes[i][1]
-		raw := maps[i*S*S : (i+1)*S*S : (i+1)*S*S]
-		mp, err := MapToImage(raw, S, w, h)
-		if err != nil {
-			return fmt.Errorf("predict: image %d: map: %w", offset+i, err)
-		}
-		rd, err := resample.ResizeBilinear(rds[i*S*S:(i+1)*S*S], 1, S, S, w, h)
-		if err != nil {
-			return fmt.Errorf("predict: image %d: rd map: %w", offset+i, err)
-		}
-		preds[i] = Prediction{Map: mp, RDMap: rd, W: w, H: h, Score: float64(scores[i]), Raw: raw, S: S}
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	return preds, nil
+	// One post-processing for local and remote models (exported.go), so their maps stay bit-identical.
+	return PostprocessBatch(maps, rds, scores, sizes, S, offset)
 }
 
 // RunTensor runs the session on an already pre-processed input (n x 3 x S x S) and returns the raw
