@@ -9,7 +9,6 @@ import (
 
 	ort "github.com/yalue/onnxruntime_go"
 
-	"github.com/rdre-studio/studio/backend/resample"
 )
 
 // The building blocks of Model.Predict, exported for a model that runs its graph elsewhere (package oip's
@@ -114,11 +113,8 @@ func PostprocessBatch(maps, rdMaps, scores []float32, sizes [][2]int, s, offset 
 		if err != nil {
 			return fmt.Errorf("predict: image %d: map: %w", offset+i, err)
 		}
-		rd, err := resample.ResizeBilinear(rdMaps[i*S*S:(i+1)*S*S], 1, S, S, w, h)
-		if err != nil {
-			return fmt.Errorf("predict: image %d: rd map: %w", offset+i, err)
-		}
-		preds[i] = Prediction{Map: mp, RDMap: rd, W: w, H: h, Score: float64(scores[i]), Raw: raw, S: S}
+		rd := rdMaps[i*S*S : (i+1)*S*S : (i+1)*S*S]
+		preds[i] = Prediction{Map: mp, W: w, H: h, Score: float64(scores[i]), Raw: raw, RawRD: rd, S: S}
 		return nil
 	})
 	if err != nil {

@@ -58,7 +58,7 @@ func TestExported_ChainEqualsPredict(t *testing.T) {
 		if w.W != g.W || w.H != g.H || w.S != g.S || math.Float64bits(w.Score) != math.Float64bits(g.Score) {
 			t.Fatalf("image %d: %+v vs %+v", i, w, g)
 		}
-		for _, p := range [][2][]float32{{w.Map, g.Map}, {w.RDMap, g.RDMap}, {w.Raw, g.Raw}} {
+		for _, p := range [][2][]float32{{w.Map, g.Map}, {w.RawRD, g.RawRD}, {w.Raw, g.Raw}} {
 			if len(p[0]) != len(p[1]) {
 				t.Fatalf("image %d: lengths %d vs %d", i, len(p[0]), len(p[1]))
 			}

@@ -95,14 +95,21 @@ type Info struct {
 
 // Prediction is the model output for one image, at the image's own resolution.
 type Prediction struct {
-	Map   []float32 // anomaly_map resized to W x H, row-major
-	RDMap []float32 // rd_map resized to W x H, row-major
-	W, H  int
+	Map  []float32 // anomaly_map resized to W x H, row-major
+	W, H int
 	Score float64 // the model's image score (computed in the graph on the S x S map)
 	// Raw is anomaly_map at the model's resolution (S x S). Map is a deterministic function of it
 	// (MapToImage), so a cache that keeps Raw exactly is both small and lossless.
 	Raw []float32
-	S   int
+	// RawRD is rd_map at the model's resolution (S x S); RDMap resizes it on demand, since most
+	// callers (infer, evaluation jobs) never look at it and the resize is a tenth of their CPU time.
+	RawRD []float32
+	S     int
+}
+
+// RDMap is rd_map resized to W x H, row-major, exactly as the anomaly map is (MapToImage).
+func (p Prediction) RDMap() ([]float32, error) {
+	return resample.MapToImage(p.RawRD, p.S, p.W, p.H)
 }
 
 // MapToImage resizes a model-resolution map (S x S) to an image of w x h exactly as Predict does.

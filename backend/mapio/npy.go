@@ -342,10 +342,16 @@ func WriteNPY(dst io.Writer, w, h int, data []float32) error {
 	bw.Write([]byte{1, 0})
 	binary.Write(bw, binary.LittleEndian, uint16(len(hdr)))
 	bw.WriteString(hdr)
-	var b [4]byte
-	for _, v := range data {
-		binary.LittleEndian.PutUint32(b[:], math.Float32bits(v))
-		bw.Write(b[:])
+	// Encode in chunks: one PutUint32 per value into a reused buffer, one Write per chunk (a Write per
+	// value cost a tenth of `rdre infer`'s CPU time).
+	buf := make([]byte, 4*min(len(data), 16384))
+	for len(data) > 0 {
+		n := min(len(data), len(buf)/4)
+		for i, v := range data[:n] {
+			binary.LittleEndian.PutUint32(buf[4*i:], math.Float32bits(v))
+		}
+		bw.Write(buf[:4*n])
+		data = data[n:]
 	}
 	if err := bw.Flush(); err != nil {
 		return fmt.Errorf("write npy: %w", err)

@@ -286,7 +286,7 @@ func TestRemote_PredictEqualsLocal(t *testing.T) {
 		if w.W != g.W || w.H != g.H || math.Float64bits(w.Score) != math.Float64bits(g.Score) {
 			t.Fatalf("image %d: %dx%d %v vs %dx%d %v", i, w.W, w.H, w.Score, g.W, g.H, g.Score)
 		}
-		for k, p := range [][2][]float32{{w.Map, g.Map}, {w.RDMap, g.RDMap}, {w.Raw, g.Raw}} {
+		for k, p := range [][2][]float32{{w.Map, g.Map}, {w.RawRD, g.RawRD}, {w.Raw, g.Raw}} {
 			for j := range p[0] {
 				if math.Float32bits(p[0][j]) != math.Float32bits(p[1][j]) {
 					t.Fatalf("image %d, output %d, value %d: %v vs %v", i, k, j, p[0][j], p[1][j])

@@ -245,9 +245,14 @@ func samePredictions(t *testing.T, want, got []inference.Prediction) {
 		if math.Float64bits(want[i].Score) != math.Float64bits(got[i].Score) {
 			t.Fatalf("image %d: score %v, want %v", i, got[i].Score, want[i].Score)
 		}
-		for j := range want[i].Map {
-			if math.Float32bits(want[i].Map[j]) != math.Float32bits(got[i].Map[j]) || math.Float32bits(want[i].RDMap[j]) != math.Float32bits(got[i].RDMap[j]) {
-				t.Fatalf("image %d: maps differ at %d", i, j)
+		for _, p := range [][2][]float32{{want[i].Map, got[i].Map}, {want[i].RawRD, got[i].RawRD}} {
+			if len(p[0]) != len(p[1]) {
+				t.Fatalf("image %d: maps of %d and %d values", i, len(p[1]), len(p[0]))
+			}
+			for j := range p[0] {
+				if math.Float32bits(p[0][j]) != math.Float32bits(p[1][j]) {
+					t.Fatalf("image %d: maps differ at %d", i, j)
+				}
 			}
 		}
 	}
