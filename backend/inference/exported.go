@@ -8,7 +8,6 @@ import (
 	"math"
 
 	ort "github.com/yalue/onnxruntime_go"
-
 )
 
 // The building blocks of Model.Predict, exported for a model that runs its graph elsewhere (package oip's

@@ -95,8 +95,8 @@ type Info struct {
 
 // Prediction is the model output for one image, at the image's own resolution.
 type Prediction struct {
-	Map  []float32 // anomaly_map resized to W x H, row-major
-	W, H int
+	Map   []float32 // anomaly_map resized to W x H, row-major
+	W, H  int
 	Score float64 // the model's image score (computed in the graph on the S x S map)
 	// Raw is anomaly_map at the model's resolution (S x S). Map is a deterministic function of it
 	// (MapToImage), so a cache that keeps Raw exactly is both small and lossless.
