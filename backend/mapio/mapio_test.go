@@ -318,8 +318,15 @@ func FuzzReadNPY(f *testing.F) {
 		f.Add(b)
 	}
 	f.Add(npyF8(binary.BigEndian, true, 3, 3, float64Values))
+	f.Add([]byte("\x93NUMPY\x01\x00v\x00{'descr': '<f4', 'fortran_order': False, 'shape': (16384, 16384), }"))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		m, err := ReadNPY(bytes.NewReader(b))
+		var m Map
+		var err error
+		n := allocated(func() { m, err = ReadNPY(bytes.NewReader(b)) })
+		// .npy is never compressed: reads, values and output stay within a small multiple of the file.
+		if limit := 16*uint64(len(b)) + 1<<20; n > limit {
+			t.Fatalf("%d-byte .npy (err %v) allocated %d bytes, want at most %d", len(b), err, n, limit)
+		}
 		if err == nil {
 			if err := checkValues(m); err != nil {
 				t.Fatal(err)
@@ -338,8 +345,14 @@ func FuzzReadTIFF(f *testing.F) {
 	}
 	f.Add(tiffFloat(binary.BigEndian, 5, 3, make([]float32, 15), 0, 4, 4))
 	f.Add(tiffSamples(binary.LittleEndian, 3, 3, float64Values, 64, 2, 0, 0))
+	f.Add(sharedStripTIFF(64, 64))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		m, err := ReadTIFF(bytes.NewReader(b))
+		var m Map
+		var err error
+		n := allocated(func() { m, err = ReadTIFF(bytes.NewReader(b)) })
+		if limit := mapAllowance(b); n > limit {
+			t.Fatalf("%d-byte TIFF (err %v) allocated %d bytes, want at most %d", len(b), err, n, limit)
+		}
 		if err == nil {
 			if err := checkValues(m); err != nil {
 				t.Fatal(err)

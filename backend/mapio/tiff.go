@@ -4,11 +4,13 @@ package mapio
 
 import (
 	"bytes"
+	"cmp"
 	"compress/zlib"
 	"encoding/binary"
 	"fmt"
 	"io"
 	"math"
+	"slices"
 
 	"golang.org/x/image/tiff/lzw"
 )
@@ -199,15 +201,24 @@ func decodeTIFF(data []byte) (Map, error) {
 	if uint64(len(offsets)) != across*down || len(counts) != len(offsets) {
 		return Map{}, terr("%d block offsets and %d byte counts for %d blocks", len(offsets), len(counts), across*down)
 	}
-	var stored uint64
+	// What the blocks decompress to, and the distinct bytes they are stored in: blocks that share bytes
+	// (every offset pointing at one small Deflate stream) must not make those bytes count many times,
+	// and tiles far larger than the image must not allocate more than the file can fill.
+	var need uint64
+	spans := make([][2]uint64, 0, len(offsets))
 	for i, off := range offsets {
 		if off+counts[i] > uint64(len(data)) {
 			return Map{}, terr("block %d (%d bytes at %d) runs past the end of the file", i, counts[i], off)
 		}
-		stored += counts[i]
+		n := blockBytes(uint64(i), W, H, bw, bh, across, bpp)
+		if counts[i]*ratio < n {
+			return Map{}, terr("block %d of %d bytes cannot hold the %d bytes it must decompress to", i, counts[i], n)
+		}
+		need += n
+		spans = append(spans, [2]uint64{off, off + counts[i]})
 	}
-	if stored*ratio < W*H*bpp {
-		return Map{}, terr("%d stored bytes cannot hold a %dx%d map", stored, W, H)
+	if stored := distinctBytes(spans); stored*ratio < need {
+		return Map{}, terr("%d distinct stored bytes cannot hold the %d bytes of a %dx%d map in %dx%d blocks", stored, need, W, H, bw, bh)
 	}
 
 	var out []float32
@@ -222,11 +233,7 @@ func decodeTIFF(data []byte) (Map, error) {
 		bx, by := uint64(i)%across, uint64(i)/across
 		rows := min(bh, H-by*bh)
 		cols := min(bw, W-bx*bw)
-		// A strip holds only its own rows; a tile is always full size.
-		need := bw * bh * bpp
-		if bw == W {
-			need = rows * bw * bpp
-		}
+		need := blockBytes(uint64(i), W, H, bw, bh, across, bpp)
 		src := data[offsets[i] : offsets[i]+counts[i]]
 		var raw []byte
 		switch comp {
@@ -263,4 +270,29 @@ func decodeTIFF(data []byte) (Map, error) {
 		}
 	}
 	return Map{W: int(W), H: int(H), Data: out, Data64: out64}, nil
+}
+
+// blockBytes is the decompressed size of block i: a strip holds only its own rows; a tile is always
+// full size.
+func blockBytes(i, W, H, bw, bh, across, bpp uint64) uint64 {
+	if bw == W {
+		return min(bh, H-(i/across)*bh) * bw * bpp
+	}
+	return bw * bh * bpp
+}
+
+// distinctBytes is the number of file bytes that the [start, end) spans cover, each byte once.
+func distinctBytes(spans [][2]uint64) uint64 {
+	slices.SortFunc(spans, func(a, b [2]uint64) int { return cmp.Compare(a[0], b[0]) })
+	var total, end uint64
+	for _, s := range spans {
+		if s[0] > end {
+			end = s[0]
+		}
+		if s[1] > end {
+			total += s[1] - end
+			end = s[1]
+		}
+	}
+	return total
 }
