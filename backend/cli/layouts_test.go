@@ -18,6 +18,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/rdre-studio/studio/backend/dataset/datasettest"
+	"github.com/rdre-studio/studio/backend/imageio"
 	"github.com/rdre-studio/studio/backend/server"
 	"github.com/rdre-studio/studio/shared/protocol"
 )
@@ -278,5 +279,18 @@ func TestIndex_Run_CountsFixture(t *testing.T) {
 	errb.Reset()
 	if code := runIndex([]string{"--data", t.TempDir()}, &out, &errb); code != 1 || !strings.Contains(errb.String(), "no known layout") {
 		t.Fatalf("empty folder: exit %d, %q", code, errb.String())
+	}
+}
+
+func TestServe_DecodeBudgetFlag(t *testing.T) {
+	defer imageio.SetDecodeBudget(0)
+	for _, bad := range []string{"lots", "-5MiB", "1000", "0"} {
+		var stdout, stderr bytes.Buffer
+		if code := Main([]string{"serve", "--data", t.TempDir(), "--decode-budget", bad}, &stdout, &stderr); code != 2 || !strings.Contains(stderr.String(), "--decode-budget") {
+			t.Errorf("--decode-budget %s: exit %d, %q; want 2 and a message naming the flag", bad, code, stderr.String())
+		}
+	}
+	if err := setDecodeBudget("300MiB"); err != nil || imageio.DecodeBudget().Size() != 300<<20 {
+		t.Fatalf("--decode-budget 300MiB: %v, budget %d", err, imageio.DecodeBudget().Size())
 	}
 }

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/rdre-studio/studio/backend/dataset"
+	"github.com/rdre-studio/studio/backend/imageio"
 	"github.com/rdre-studio/studio/backend/report"
 	"github.com/rdre-studio/studio/backend/server"
 	"github.com/rdre-studio/studio/backend/store"
@@ -60,8 +61,13 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	device := fs.String("device", "auto", "inference device: auto, cpu or cuda")
 	threads := fs.Int("threads", 0, "inference threads per session (0 = ONNX Runtime's default)")
 	ortLib := fs.String("ort-lib", "", "path of libonnxruntime.so (default $RDRE_ORT_LIB, then next to the binary)")
+	decodeBudget := fs.String("decode-budget", "", "memory that all image decodes together may hold, e.g. 512MiB or 2GiB (default $"+imageio.DecodeBudgetEnv+", then a quarter of RAM within 256 MiB..2 GiB)")
 	if err := fs.Parse(args); err != nil {
 		return parseExit(err)
+	}
+	if err := setDecodeBudget(*decodeBudget); err != nil {
+		fmt.Fprintf(stderr, "serve: %v\n", err)
+		return 2
 	}
 	if len(data) == 0 {
 		fmt.Fprintln(stderr, "serve: --data is required (try: make run, which uses the bundled demo dataset)")
@@ -119,7 +125,7 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 		url += "?token=" + *token
 	}
 	fmt.Fprintf(stdout, "RD-RE Studio listening on %s\n", url)
-	log.Info("workspace", "path", *workspace)
+	log.Info("workspace", "path", *workspace, "decode_budget_mib", imageio.DecodeBudget().Size()>>20)
 
 	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -157,4 +163,17 @@ func dirOf(p string) string {
 		return p[:i]
 	}
 	return "."
+}
+
+// setDecodeBudget applies --decode-budget; "" keeps the default.
+func setDecodeBudget(v string) error {
+	if v == "" {
+		return nil
+	}
+	n, err := imageio.ParseBytes(v)
+	if err != nil || n < 1<<20 {
+		return fmt.Errorf("--decode-budget %q: want a size of at least 1MiB, such as 512MiB or 2GiB", v)
+	}
+	imageio.SetDecodeBudget(n)
+	return nil
 }

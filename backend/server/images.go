@@ -70,11 +70,14 @@ func (s *Server) handleImage(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	img, err := ds.Decode(id)
+	// The decoded pixels stay reserved in the decode budget while the PNG is encoded and sent, so that
+	// many BMP or TIFF requests at once wait for memory instead of each holding a full image outside it.
+	img, release, err := ds.DecodeHeld(id)
 	if err != nil {
 		http.Error(w, fmt.Sprintf("image %s: %v", id, err), http.StatusUnprocessableEntity)
 		return
 	}
+	defer release()
 	writePNG(w, img)
 }
 
