@@ -12,12 +12,12 @@
 // after (the tests prove the first by killing a child process). Two processes cannot open one workspace:
 // the second fails after a short wait with an error that says the file is in use.
 //
-// # Schema, version 2
+// # Schema, version 3
 //
 // Keys are raw bytes; "u32" is a big-endian uint32, so bbolt's byte order is numeric order.
 //
 //	meta/                                   bucket
-//	  "schema"              -> u32          schema version of the file (2)
+//	  "schema"              -> u32          schema version of the file (3)
 //	  "created"             -> RFC 3339     when the file was created
 //	datasets/                               bucket
 //	  <datasetID>           -> JSON protocol.DatasetInfo
@@ -48,6 +48,14 @@
 //	  <runID>               -> JSON, the training runner's run record (backend/training): the
 //	                           protocol.TrainInfo shown to clients plus what a restart needs to resume
 //	                           (run folder, staged images, held-out images, the trainer's arguments)
+//	reviews/                                bucket (since schema 3)
+//	  <datasetID>/                          bucket per dataset
+//	    <imageID>           -> JSON protocol.Review: the image's review state (labelled,
+//	                           reviewed-no-defect, ...), who set it and when; no key = unlabelled
+//	calibrations/                           bucket (since schema 3)
+//	  <model sha256 hex>/                   bucket per model
+//	    <calibrationID>     -> JSON protocol.Calibration: thresholds computed on defect-free images
+//	                           with their provenance (dataset, split, images, strategy, when)
 //
 // Mask versions start at 1 and only grow; a revert stores a copy of the old version as a new one, so
 // history is never rewritten. Version 0 in the API means "the newest".
@@ -68,7 +76,8 @@
 // in migrations, each taking the file from version v to v+1, all in the one transaction that also writes
 // the new version, so an upgrade either completes or leaves the file as it was. A newer file is refused.
 //
-// History: 1 → 2 added the trainings bucket (nothing else changed; a version 1 file gains the empty bucket).
+// History: 1 → 2 added the trainings bucket (nothing else changed; a version 1 file gains the empty bucket);
+// 2 → 3 added the reviews and calibrations buckets (the same way).
 package store
 
 import (
@@ -88,7 +97,7 @@ import (
 )
 
 // SchemaVersion is the bucket schema this package reads and writes.
-const SchemaVersion = 2
+const SchemaVersion = 3
 
 // ErrNotFound is wrapped when a requested record does not exist.
 var ErrNotFound = errors.New("not found in the workspace")
@@ -106,18 +115,28 @@ var (
 	bMaps      = []byte("maps")
 	bResults   = []byte("results")
 	bTrainings = []byte("trainings")
+	bReviews   = []byte("reviews")
+	bCalibs    = []byte("calibrations")
 
 	kSchema  = []byte("schema")
 	kCreated = []byte("created")
 )
 
-var topBuckets = [][]byte{bMeta, bDatasets, bClasses, bMasks, bModels, bJobs, bMaps, bResults, bTrainings}
+var topBuckets = [][]byte{bMeta, bDatasets, bClasses, bMasks, bModels, bJobs, bMaps, bResults, bTrainings, bReviews, bCalibs}
 
 // migrations[v] upgrades a file from schema v to v+1 inside the upgrade transaction.
 var migrations = map[int]func(tx *bolt.Tx) error{
 	1: func(tx *bolt.Tx) error {
 		_, err := tx.CreateBucketIfNotExists(bTrainings)
 		return err
+	},
+	2: func(tx *bolt.Tx) error {
+		for _, b := range [][]byte{bReviews, bCalibs} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		return nil
 	},
 }
 

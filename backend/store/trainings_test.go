@@ -4,6 +4,7 @@ package store
 
 import (
 	"errors"
+	"fmt"
 	"path/filepath"
 	"testing"
 
@@ -21,8 +22,8 @@ func TestStore_Trainings_MigratesSchema1AndRoundTrips(t *testing.T) {
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
 		for _, b := range topBuckets {
-			if string(b) == string(bTrainings) {
-				continue
+			if string(b) == string(bTrainings) || string(b) == string(bReviews) || string(b) == string(bCalibs) {
+				continue // added by schemas 2 and 3
 			}
 			if _, err := tx.CreateBucket(b); err != nil {
 				return err
@@ -42,8 +43,18 @@ func TestStore_Trainings_MigratesSchema1AndRoundTrips(t *testing.T) {
 	if err != nil {
 		t.Fatalf("open a schema 1 file: %v", err)
 	}
-	if v, err := s.Schema(); err != nil || v != 2 || SchemaVersion != 2 {
+	if v, err := s.Schema(); err != nil || v != SchemaVersion || SchemaVersion != 3 {
 		t.Fatalf("schema after upgrade: %d %v", v, err)
+	}
+	if err := s.db.View(func(tx *bolt.Tx) error {
+		for _, b := range [][]byte{bTrainings, bReviews, bCalibs} {
+			if tx.Bucket(b) == nil {
+				return fmt.Errorf("no %s bucket after the upgrade from schema 1", b)
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
 	}
 	var job map[string]any
 	if err := s.Job("job1", &job); err != nil {
@@ -82,7 +93,7 @@ func TestStore_Trainings_MigratesSchema1AndRoundTrips(t *testing.T) {
 		t.Fatalf("empty id: %v", err)
 	}
 	s.Close()
-	// Reopening a schema 2 file changes nothing.
+	// Reopening an upgraded file changes nothing.
 	s, err = Open(p)
 	if err != nil {
 		t.Fatal(err)
