@@ -52,14 +52,19 @@ func (s *Studio) heatScale(h *heatState) (lo, hi float64, job bool) {
 	return h.min, h.max, false
 }
 
-// settleThreshold gives the threshold its default: the job's pixel F1-max threshold, else the middle of
-// the scale.
+// settleThreshold gives the threshold its default: the threshold calibrated on normal images that the
+// job used for SegF1 (fixed when the job started), else the job's pixel F1-max threshold, else the
+// middle of the scale.
 func (s *Studio) settleThreshold(h *heatState) {
 	if h == nil || h.thrSet {
 		return
 	}
 	lo, hi, _ := s.heatScale(h)
 	h.thr = (lo + hi) / 2
+	if lj := s.live[h.job]; lj != nil && lj.info.Threshold != nil {
+		h.thr, h.thrSet = lj.info.Threshold.Pixel, true
+		return
+	}
 	if lj := s.live[h.job]; lj != nil && lj.result != nil {
 		if t := lj.result.PixelF1MaxThreshold; t != nil {
 			h.thr = *t

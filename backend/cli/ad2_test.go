@@ -19,8 +19,11 @@ import (
 	"testing"
 
 	"github.com/rdre-studio/studio/backend/calibrate"
+	"github.com/rdre-studio/studio/backend/inference"
+	"github.com/rdre-studio/studio/backend/internal/testenv"
 	"github.com/rdre-studio/studio/backend/mapio"
 	"github.com/rdre-studio/studio/backend/submission"
+	"github.com/rdre-studio/studio/shared/protocol"
 )
 
 // putNPY writes a float32 map, making its folder.
@@ -152,6 +155,19 @@ func TestAD2_Miniature_CalibrateEvalSubmitCheck(t *testing.T) {
 	p := tf.Provenance
 	if p.Split != "validation" || p.Images != 3 || p.Pixels != 360 || p.Category != "can" || !strings.HasSuffix(p.Maps, filepath.Join("maps", "validation")) || p.Date == "" || p.Layout != "mvtec2" {
 		t.Errorf("provenance %+v", p)
+	}
+	// The thresholds go into a model's metadata: ONNX Runtime reads them back from the exported copy.
+	calibrated := filepath.Join(dir, "calibrated.onnx")
+	run(t, "export-model", "--model", testenv.SmallModel(t), "--thresholds", thrFile, "--out", calibrated, "--ort-lib", testenv.ORTLibrary(t))
+	cm, err := inference.Open(calibrated, inference.Options{Device: "cpu", Threads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ci := cm.Info()
+	cm.Close()
+	if ci.Thresholds[protocol.ThresholdPixelNormal] != tf.Pixel.Threshold || ci.Thresholds[protocol.ThresholdImageNormal] != tf.Image.Threshold ||
+		!strings.Contains(ci.Metadata[inference.KeyCalibration], `"split":"validation"`) {
+		t.Errorf("exported model: thresholds %v, calibration %q", ci.Thresholds, ci.Metadata[inference.KeyCalibration])
 	}
 	// Calibrating on the test split is refused.
 	var errb bytes.Buffer

@@ -96,6 +96,7 @@ func New(srv *server.Server, opt Options) *Runner {
 	r := &Runner{srv: srv, st: srv.Store(), opt: opt, log: opt.Log, models: map[string]*modelEntry{}, running: map[string]*run{}}
 	srv.SetJobRunner(r)
 	srv.Handle("GET /api/heatmap", r.heatmapHandler())
+	srv.Handle("GET /api/model", r.modelHandler())
 	return r
 }
 
@@ -109,6 +110,12 @@ func (r *Runner) AddModel(path string) (protocol.ModelInfo, error) {
 	info := protocol.ModelInfo{
 		SHA256: in.SHA256, Path: in.Path, Name: modelName(in), InputSize: in.InputSize, Teacher: in.Teacher,
 		Category: in.Category, Device: in.Device, Metadata: in.Metadata, Thresholds: in.Thresholds,
+	}
+	// A calibration made in this workspace outlives the server: the model file does not carry it.
+	if c, ok, err := r.st.LatestCalibration(in.SHA256); err != nil {
+		r.log.Warn("model calibration not read", "model", in.SHA256[:12], "err", err)
+	} else if ok {
+		applyCalibration(&info, c)
 	}
 	if err := r.st.PutModel(in.SHA256, info); err != nil {
 		m.Close()
@@ -220,7 +227,7 @@ func (r *Runner) Start(req protocol.JobStartRequest) (protocol.JobInfo, error) {
 	info := protocol.JobInfo{
 		ID: newID(), Dataset: req.Dataset, Model: req.Model, ModelName: me.info.Name, Split: req.Split,
 		Category: req.Category, Masks: req.Masks, NoiseStd: req.NoiseStd, State: protocol.JobQueued,
-		Device: me.info.Device, Created: time.Now().UTC().Format(time.RFC3339),
+		Device: me.info.Device, Created: time.Now().UTC().Format(time.RFC3339), Threshold: jobThreshold(me.info),
 	}
 	// A model trained here never scores the images it learned from or was calibrated on.
 	if trained := me.info.TrainedOn[req.Dataset]; len(trained) > 0 {
@@ -293,7 +300,7 @@ func (r *Runner) fail(rec record, err error) {
 
 func (r *Runner) launch(rec record) {
 	ctx, cancel := context.WithCancel(context.Background())
-	j := &run{cancel: cancel, done: make(chan struct{}), rec: rec, acc: metrics.NewAccumulator(metrics.Options{Detail: true})}
+	j := &run{cancel: cancel, done: make(chan struct{}), rec: rec, acc: metrics.NewAccumulator(accOptions(rec.Info))}
 	r.mu.Lock()
 	r.running[rec.Info.ID] = j
 	r.mu.Unlock()
@@ -501,4 +508,15 @@ func addNoise(img image.Image, std float64, seed string) image.Image {
 		}
 	}
 	return out
+}
+
+// accOptions are the metric options of a job: the per-image detail always, and the job's calibrated
+// threshold for SegF1 when it has one.
+func accOptions(in protocol.JobInfo) metrics.Options {
+	o := metrics.Options{Detail: true}
+	if t := in.Threshold; t != nil {
+		px := t.Pixel
+		o.Threshold, o.ThresholdSource, o.ImageThreshold = &px, t.Source, t.Image
+	}
+	return o
 }

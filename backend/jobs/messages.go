@@ -63,6 +63,23 @@ func (r *Runner) HandleJobMessage(_ context.Context, c server.Client, env protoc
 			info, err := r.Cancel(req.Job)
 			reply(protocol.TypeJob, info, err)
 		}()
+	case protocol.TypeModelCalibrate:
+		var req protocol.CalibrateRequest
+		if err := protocol.DecodePayload(env, &req); err != nil {
+			reply("", nil, err)
+			return true
+		}
+		// Inference over a split takes seconds to minutes: answer when done, without holding up this
+		// client's other requests, and tell every client that the model's thresholds changed.
+		go func() {
+			c, err := r.Calibrate(context.Background(), req)
+			reply(protocol.TypeCalibration, c, err)
+			if err == nil {
+				if push, perr := protocol.New("", protocol.TypeModels, protocol.ModelsReply{Models: r.Models()}); perr == nil {
+					r.srv.Broadcast(push)
+				}
+			}
+		}()
 	case protocol.TypeJobGet:
 		var req protocol.JobRef
 		if err := protocol.DecodePayload(env, &req); err != nil {

@@ -198,6 +198,9 @@ func WriteMarkdown(w io.Writer, in *Input) error {
 	fmt.Fprintf(bw, ". Model SHA-256 `%s`. Generated %s by rdre-studio %s.\n\n", orDash(in.Job.Model), in.Generated.UTC().Format(time.RFC3339), orDash(in.ToolVersion))
 	writeMDSummary(bw, []string{""}, []*sm.Result{r})
 	fmt.Fprintf(bw, "\nValues in %%; F1-max thresholds in parentheses (anomalous iff score ≥ threshold); AUPRO up to FPR %s.\n", trimFloat(r.FPRLimit))
+	if t := r.Threshold; t != nil {
+		fmt.Fprintf(bw, "\nSegF1 %s at pixel threshold %s (%s).\n", pct(r.PixelSegF1.Value), thr(&t.Pixel), mdEscape(t.Source))
+	}
 	if len(r.PerKind) > 0 {
 		bw.WriteString("\n| Defect type | Images | Image AUROC | Pixel AUROC | Pixel AP | AUPRO |\n|---|--:|--:|--:|--:|--:|\n")
 		for _, k := range kindRows(r) {

@@ -152,7 +152,19 @@ func summaryCells(r *sm.Result) []metricCell {
 		{Metric: "pixel_ap", Level: "Pixel", Name: "AP", Value: r.PixelAP},
 		{Metric: "pixel_aupro", Level: "Pixel", Name: "AUPRO", Value: r.PixelAUPRO, Note: "FPR ≤ " + trimFloat(r.FPRLimit)},
 		{Metric: "pixel_f1_max", Level: "Pixel", Name: "F1-max", Value: r.PixelF1Max, Threshold: r.PixelF1MaxThreshold},
+		segF1Cell(r),
 	}
+}
+
+// segF1Cell is SegF1 at the calibrated (or given) threshold; without one the cell says so, and stays in
+// place so that two reports compare cell by cell.
+func segF1Cell(r *sm.Result) metricCell {
+	c := metricCell{Metric: "pixel_segf1", Level: "Pixel", Name: "SegF1", Note: "no threshold from normal images"}
+	if r.Threshold != nil {
+		px := r.Threshold.Pixel
+		c.Value, c.Threshold, c.Note = r.PixelSegF1.Value, &px, r.Threshold.Source
+	}
+	return c
 }
 
 func kindRows(r *sm.Result) []kindRow {
@@ -176,6 +188,9 @@ func buildPage(in *Input) pageData {
 	d.Subtitle = fmt.Sprintf("%s split, %d images (%d defective), %s", orDash(in.Job.Split), r.Counts.Images, r.Counts.AnomalousImages, maskSummary(in.Job))
 	if in.Job.NoiseStd > 0 {
 		d.Subtitle += fmt.Sprintf(", Gaussian noise σ = %s", trimFloat(in.Job.NoiseStd))
+	}
+	if t := r.Threshold; t != nil {
+		d.Subtitle += fmt.Sprintf("; SegF1 at pixel threshold %s: %s", thr(&t.Pixel), t.Source)
 	}
 	for _, p := range curvePlots([]string{""}, []*sm.Result{r}) {
 		d.Plots = append(d.Plots, template.HTML(p.svg()))

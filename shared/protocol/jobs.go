@@ -46,6 +46,9 @@ type ModelInfo struct {
 	TrainedOn map[string][]string `json:"trainedOn,omitempty"`
 	// Training is the ID of the training run that produced the model, when it was trained here.
 	Training string `json:"training,omitempty"`
+	// Calibration is the model's current calibration on normal images (its thresholds are also in
+	// Thresholds under ThresholdPixelNormal and ThresholdImageNormal).
+	Calibration *Calibration `json:"calibration,omitempty"`
 }
 
 // ModelsReply is the payload of TypeModels.
@@ -105,6 +108,8 @@ type JobInfo struct {
 	// Excluded lists the images of the split left out because the model was trained or calibrated on
 	// them (ModelInfo.TrainedOn); reports list them.
 	Excluded []string `json:"excluded,omitempty"`
+	// Threshold is the calibrated threshold the job's SegF1 uses (nil: the model had none).
+	Threshold *JobThreshold `json:"threshold,omitempty"`
 }
 
 // JobsReply is the payload of TypeJobs.
