@@ -366,6 +366,7 @@ func (s *Studio) renderJob(lj *liveJob) app.UI {
 			return nil
 		}),
 		app.If(in.State == protocol.JobDone, func() app.UI { return s.renderReports(in.ID) }),
+		app.If(in.State == protocol.JobDone, func() app.UI { return s.renderThresholds(lj) }),
 	)
 }
 

@@ -111,6 +111,8 @@ type Studio struct {
 	cancelling  string
 	evalErr     string
 	compareSel  string
+	// thr is the thresholds panel of the selected finished job (thresholds.go).
+	thr *thresholdPanel
 }
 
 // OnMount connects the websocket and installs the browser-level listeners.
@@ -343,6 +345,8 @@ func (s *Studio) onPush(ctx app.Context, env protocol.Envelope) {
 		}
 	case protocol.TypeJobProgress, protocol.TypeJobMetrics, protocol.TypeJobDone:
 		s.onJobPush(ctx, env)
+	case protocol.TypeModels:
+		s.onModelsPush(env)
 	case protocol.TypeHello:
 	case protocol.TypeError:
 		var e protocol.ErrorPayload

@@ -234,6 +234,60 @@ func TestUI_Evaluate_StreamsAndReports(t *testing.T) {
 		}
 	})
 
+	t.Run("thresholds", func(t *testing.T) {
+		run(t, ctx, chromedp.Navigate(grid+"&job="+job))
+		waitJS(t, ctx, 30*time.Second, "the thresholds panel", testid("op-image")+` && `+testid("op-pixel")+` && `+testid("hist-pixel"))
+		// Image numbers are exact counts over the stored scores: check both ends of the slider.
+		type row struct {
+			score float64
+			label int
+		}
+		var rows []row
+		for _, sc := range st.Scores {
+			rows = append(rows, row{sc.Score, sc.Label})
+		}
+		for _, end := range []string{"min", "max"} {
+			setInput(t, ctx, "thr-slider-image", eval[string](t, ctx, testid("thr-slider-image")+"."+end))
+			got := eval[map[string]string](t, ctx, `({...`+testid("thr-stats-image")+`.dataset})`)
+			thr, _ := strconv.ParseFloat(got["threshold"], 64)
+			var n, p, fp, tp float64
+			for _, r := range rows {
+				if r.label == 1 {
+					p++
+					if r.score >= thr {
+						tp++
+					}
+				} else {
+					n++
+					if r.score >= thr {
+						fp++
+					}
+				}
+			}
+			if got["fpr"] != strconv.FormatFloat(fp/n, 'g', -1, 64) || got["tpr"] != strconv.FormatFloat(tp/p, 'g', -1, 64) {
+				t.Fatalf("image threshold %v (slider %s): shown FPR %s TPR %s, the scores give %v and %v", thr, end, got["fpr"], got["tpr"], fp/n, tp/p)
+			}
+		}
+		before := eval[string](t, ctx, testid("thr-stats-pixel")+`.dataset.threshold`)
+		setInput(t, ctx, "thr-slider-pixel", "0")
+		waitJS(t, ctx, 5*time.Second, "the pixel threshold moved", testid("thr-stats-pixel")+`.dataset.threshold !== `+strconv.Quote(before)+` && `+testid("thr-stats-pixel")+`.dataset.fpr === '1'`)
+		if eval[string](t, ctx, `document.querySelector('[data-testid=calibration]').dataset.id || ''`) != "" {
+			t.Fatal("the demo model shows a calibration before any was made")
+		}
+		clickTestID(t, ctx, "calibrate")
+		waitJS(t, ctx, 120*time.Second, "the calibration", `document.querySelector('[data-testid=calibration]').dataset.id`)
+		waitJS(t, ctx, 10*time.Second, "the calibrated threshold on the histogram", `document.querySelector('[data-testid=hist-pixel] [data-mark=calibrated]') !== null`)
+		if txt := eval[string](t, ctx, testid("calibration")+`.textContent`); !strings.Contains(txt, "good train images") || !strings.Contains(txt, "mean-kstd:3") {
+			t.Fatalf("calibration text %q", txt)
+		}
+		href := eval[string](t, ctx, testid("model-download")+`.getAttribute('href')`)
+		body, hdr := get(t, srv.URL+href)
+		if !strings.Contains(hdr.Get("Content-Disposition"), "-calibrated.onnx") || len(body) < 1000 {
+			t.Fatalf("Download model %s: Content-Disposition %q, %d bytes", href, hdr.Get("Content-Disposition"), len(body))
+		}
+		screenshot(t, ctx, "thresholds.png")
+	})
+
 	t.Run("cancel", func(t *testing.T) {
 		mds := datasetID(t, ws, "many")
 		run(t, ctx, chromedp.Navigate(srv.URL+"/dataset?id="+mds.ID))
