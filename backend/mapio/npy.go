@@ -67,7 +67,11 @@ func ReadFile(path string) (Map, error) {
 	var m Map
 	switch strings.ToLower(filepath.Ext(path)) {
 	case ".npy":
-		m, err = ReadNPY(f)
+		var size int64 = -1
+		if st, serr := f.Stat(); serr == nil && st.Mode().IsRegular() {
+			size = st.Size()
+		}
+		m, err = readNPY(f, size)
 	case ".tif", ".tiff":
 		m, err = ReadTIFF(f)
 	default:
@@ -85,7 +89,12 @@ var npyMagic = []byte("\x93NUMPY")
 const maxNPYHeader = 1 << 16
 
 // ReadNPY reads a numpy .npy array of shape (H, W), (1, H, W), (H, W, 1) or (1, 1, H, W).
-func ReadNPY(r io.Reader) (Map, error) {
+func ReadNPY(r io.Reader) (Map, error) { return readNPY(r, -1) }
+
+// readNPY is ReadNPY for a stream of fileSize bytes (-1: unknown). With the size known, a file whose
+// data has exactly the length its header declares is read into a buffer of that size at once; without
+// it the buffer grows with the bytes that really arrive, so a header alone never allocates its shape.
+func readNPY(r io.Reader, fileSize int64) (Map, error) {
 	br := bufio.NewReader(r)
 	pre := make([]byte, 8)
 	if _, err := io.ReadFull(br, pre); err != nil {
@@ -145,16 +154,31 @@ func ReadNPY(r io.Reader) (Map, error) {
 		return Map{}, fmt.Errorf("%w: npy dtype %q (want float16, float32 or float64)", ErrFormat, h.descr)
 	}
 	n := W * H
-	// Read through a limit and let the buffer grow with the bytes that really arrive.
-	raw, err := io.ReadAll(io.LimitReader(br, int64(n*size)+1))
-	if err != nil {
-		return Map{}, fmt.Errorf("%w: npy data: %v", ErrFormat, err)
+	var raw []byte
+	if consumed := int64(8 + len(hdr) + map[bool]int{true: 2, false: 4}[pre[6] == 1]); fileSize-consumed == int64(n*size) {
+		raw = make([]byte, n*size)
+		if _, err := io.ReadFull(br, raw); err != nil {
+			return Map{}, fmt.Errorf("%w: npy data: %v", ErrFormat, err)
+		}
+	} else {
+		// Read through a limit and let the buffer grow with the bytes that really arrive.
+		if raw, err = io.ReadAll(io.LimitReader(br, int64(n*size)+1)); err != nil {
+			return Map{}, fmt.Errorf("%w: npy data: %v", ErrFormat, err)
+		}
 	}
 	if len(raw) != n*size {
 		if len(raw) > n*size {
 			return Map{}, fmt.Errorf("%w: npy data longer than its shape %v says", ErrFormat, h.shape)
 		}
 		return Map{}, fmt.Errorf("%w: npy data truncated: %d bytes, shape %v needs %d", ErrFormat, len(raw), h.shape, n*size)
+	}
+	if !h.fortran && size == 4 {
+		// The common case (what `rdre infer` and numpy.save write) in one tight loop.
+		data := make([]float32, n)
+		for i := range data {
+			data[i] = math.Float32frombits(order.Uint32(raw[4*i:]))
+		}
+		return Map{W: W, H: H, Data: data}, nil
 	}
 	// Fortran order stores column by column: element (y, x) at x*H + y.
 	src := func(i int) []byte {
