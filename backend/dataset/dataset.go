@@ -36,6 +36,7 @@ package dataset
 import (
 	"bytes"
 	"container/list"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -244,12 +245,16 @@ func (d *Dataset) Decode(id string) (image.Image, error) {
 // DecodeHeld is Decode that keeps the image's reservation in the decode budget until release is called
 // (see imageio.DecodeHeld), for a caller that uses the image briefly. release is nil when err is not.
 func (d *Dataset) DecodeHeld(id string) (img image.Image, release func(), err error) {
+	return d.decodeHeld(context.Background(), id)
+}
+
+func (d *Dataset) decodeHeld(ctx context.Context, id string) (img image.Image, release func(), err error) {
 	f, err := d.Open(id)
 	if err != nil {
 		return nil, nil, err
 	}
 	defer f.Close()
-	img, _, release, err = imageio.DecodeHeld(f)
+	img, _, release, err = imageio.DecodeHeldContext(ctx, f)
 	if err != nil {
 		return nil, nil, fmt.Errorf("decode %s in dataset %s: %w", id, d.info.ID, err)
 	}
@@ -358,6 +363,13 @@ func (d *Dataset) MaskFiles(id string) []string { return append([]string(nil), d
 // are cached in memory (LRU bounded by bytes) and on disk (see SetThumbCache), both keyed by the source
 // file's size and modification time, so a changed file gets a new thumbnail.
 func (d *Dataset) Thumbnail(id string, size int) ([]byte, error) {
+	return d.ThumbnailContext(context.Background(), id, size)
+}
+
+// ThumbnailContext is Thumbnail for a request that may be abandoned: once ctx ends, a thumbnail not
+// yet in a cache is not decoded (a grid the user left stops costing decodes at once, so the next grid's
+// tiles do not queue behind it).
+func (d *Dataset) ThumbnailContext(ctx context.Context, id string, size int) ([]byte, error) {
 	if size < MinThumbnail || size > MaxThumbnail {
 		return nil, fmt.Errorf("thumbnail size %d outside %d..%d", size, MinThumbnail, MaxThumbnail)
 	}
@@ -382,7 +394,10 @@ func (d *Dataset) Thumbnail(id string, size int) ([]byte, error) {
 			return b, nil
 		}
 	}
-	img, release, err := d.DecodeHeld(id) // the decode budget bounds the images held here, in bytes
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	img, release, err := d.decodeHeld(ctx, id) // the decode budget bounds the images held here, in bytes
 	if err != nil {
 		return nil, err
 	}

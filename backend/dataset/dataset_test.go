@@ -4,6 +4,7 @@ package dataset
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"image"
 	"image/color"
@@ -13,7 +14,9 @@ import (
 	"path/filepath"
 	"reflect"
 	"testing"
+	"time"
 
+	"github.com/rdre-studio/studio/backend/imageio"
 	"github.com/rdre-studio/studio/shared/protocol"
 )
 
@@ -461,5 +464,39 @@ func TestBoxScale_Averages_AllFastPaths(t *testing.T) {
 				t.Errorf("%s: pixel %d is %v, want grey %d", name, x, p, want[x])
 			}
 		}
+	}
+}
+
+// A thumbnail request that is abandoned while it waits for decode memory gives up without decoding,
+// so a grid the user left stops costing decodes.
+func TestDataset_ThumbnailContext_AbandonedWhileWaiting(t *testing.T) {
+	root := t.TempDir()
+	writePNG(t, filepath.Join(root, "test/good/000.png"), 300, 150, func(x, y int) uint8 { return uint8(x) })
+	d, err := Open(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	imageio.SetDecodeBudget(4 << 20)
+	defer imageio.SetDecodeBudget(0)
+	hold, err := imageio.DecodeBudget().Acquire(context.Background(), 4<<20) // every byte taken
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	if _, err := d.ThumbnailContext(ctx, "test/good/000.png", 100); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("abandoned request: %v, want the context's error", err)
+	}
+	if d.thumbs.len() != 0 {
+		t.Fatal("an abandoned request still made a thumbnail")
+	}
+	dead, stop := context.WithCancel(context.Background())
+	stop()
+	hold()
+	if _, err := d.ThumbnailContext(dead, "test/good/000.png", 100); !errors.Is(err, context.Canceled) {
+		t.Fatalf("request already ended: %v", err)
+	}
+	if _, err := d.ThumbnailContext(context.Background(), "test/good/000.png", 100); err != nil {
+		t.Fatalf("after the budget is free: %v", err)
 	}
 }

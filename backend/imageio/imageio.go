@@ -107,6 +107,13 @@ func Decode(r io.Reader) (image.Image, string, error) {
 // release, for callers that use the image for a short while and then drop it (thumbnails): the budget
 // then bounds those images too. release is nil when err is not.
 func DecodeHeld(r io.Reader) (img image.Image, format string, release func(), err error) {
+	return DecodeHeldContext(context.Background(), r)
+}
+
+// DecodeHeldContext is DecodeHeld that gives up while it waits for its share of the decode budget when
+// ctx ends (a browser that left the page no longer wants the thumbnail), and does not start decoding
+// after that.
+func DecodeHeldContext(ctx context.Context, r io.Reader) (img image.Image, format string, release func(), err error) {
 	src, err := sized(r)
 	if err != nil {
 		return nil, "", nil, err
@@ -115,9 +122,13 @@ func DecodeHeld(r io.Reader) (img image.Image, format string, release func(), er
 	if err != nil {
 		return nil, p.format, nil, err
 	}
-	release, err = DecodeBudget().Acquire(context.Background(), p.cost)
+	release, err = DecodeBudget().Acquire(ctx, p.cost)
 	if err != nil {
 		return nil, p.format, nil, fmt.Errorf("%v: %w", p, err)
+	}
+	if err := ctx.Err(); err != nil {
+		release()
+		return nil, p.format, nil, err
 	}
 	img, err = decodeOf(p.format, src)
 	if err != nil {

@@ -95,7 +95,10 @@ func (s *Server) handleThumb(w http.ResponseWriter, r *http.Request) {
 		}
 		size = n
 	}
-	b, err := ds.Thumbnail(id, size)
+	b, err := ds.ThumbnailContext(r.Context(), id, size)
+	if r.Context().Err() != nil {
+		return // the browser left: nobody reads the answer
+	}
 	if err != nil {
 		http.Error(w, fmt.Sprintf("thumbnail of %s: %v", id, err), http.StatusUnprocessableEntity)
 		return
