@@ -202,7 +202,8 @@ func WriteMarkdown(w io.Writer, in *Input) error {
 		fmt.Fprintf(bw, "\nSegF1 %s at pixel threshold %s (%s).\n", pct(r.PixelSegF1.Value), thr(&t.Pixel), mdEscape(t.Source))
 	}
 	if len(r.PerKind) > 0 {
-		bw.WriteString("\n| Defect type | Images | Image AUROC | Pixel AUROC | Pixel AP | AUPRO |\n|---|--:|--:|--:|--:|--:|\n")
+		bw.WriteString("\nBy defect type: each row is computed over the normal images plus the images of that type, and its image count includes the normal ones.\n")
+		bw.WriteString("\n| Defect type | Images (with the normal ones) | Image AUROC | Pixel AUROC | Pixel AP | AUPRO |\n|---|--:|--:|--:|--:|--:|\n")
 		for _, k := range kindRows(r) {
 			name := mdEscape(k.Kind)
 			if k.Bold {
