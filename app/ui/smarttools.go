@@ -172,6 +172,10 @@ func (s *Studio) selectTool(ed *editorState, id string) {
 	if id == toolSuperpixel || id == toolRefine {
 		s.startSuperpixels(ed)
 	}
+	if id == toolWand && ed.ready() {
+		// Reading the pixels costs tens of ms at 1024x1024: pay it on the tool switch, not the first click.
+		_, _ = s.session(ed).pixels()
+	}
 }
 
 // smartPointerDown handles the presses of the smart tools, the polygon's vertex editing and the
