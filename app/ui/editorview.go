@@ -139,6 +139,7 @@ func (s *Studio) renderEditor() app.UI {
 					}),
 				),
 			),
+			s.renderSmartTools(),
 			app.Div().Class("group").Body(
 				app.H3().Text("Label class"),
 				app.Select().Attr("data-testid", "class-select").OnChange(func(ctx app.Context, e app.Event) {

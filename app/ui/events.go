@@ -35,10 +35,11 @@ func (s *Studio) installListeners(ctx app.Context) {
 	add("dblclick", func(e app.Value) {
 		if s.editing(e) && s.ed.tool == toolPolygon {
 			e.Call("preventDefault")
-			s.closePolygon()
+			s.closePolygonMode(e.Get("altKey").Bool())
 		}
 	})
 	add("wheel", s.onWheel)
+	s.installSmartListeners(add)
 	add("keydown", s.onKeyDown)
 	add("keyup", func(e app.Value) {
 		if e.Get("code").String() == "Space" && s.ed != nil {
@@ -70,7 +71,7 @@ func (s *Studio) editing(e app.Value) bool {
 }
 
 func (s *Studio) onPointerDown(e app.Value) {
-	if !s.editing(e) {
+	if !s.editing(e) || s.smartPointerDown(e) {
 		return
 	}
 	ed := s.ed
@@ -137,6 +138,9 @@ func (s *Studio) onPointerMove(e app.Value) {
 		ed.applyTransform()
 		return
 	}
+	if s.smartPointerMove(e) {
+		return
+	}
 	if ed.stroking {
 		t0 := app.Window().Get("performance").Call("now").Float()
 		// Coalesced events carry the positions the browser merged into this one: using them keeps
@@ -176,6 +180,9 @@ func (s *Studio) onPointerUp(e app.Value) {
 	}
 	if ed.panning {
 		ed.panning = false
+		return
+	}
+	if s.smartPointerUp(e) {
 		return
 	}
 	if ed.stroking {
@@ -235,6 +242,11 @@ func (s *Studio) onKeyDown(e app.Value) {
 	}
 	ctrl := e.Get("ctrlKey").Bool() || e.Get("metaKey").Bool()
 	shift := e.Get("shiftKey").Bool()
+	if !ctrl && s.smartKey(e, key) {
+		e.Call("preventDefault")
+		s.mctx.Dispatch(nil)
+		return
+	}
 	handled := true
 	rerender := true
 	switch {
