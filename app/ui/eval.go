@@ -230,18 +230,35 @@ func markEval(job, key string, at float64) {
 }
 
 // followRunningJob shows a job that another client started on this dataset, when this page shows none.
+// Otherwise, the first time a dataset's grid opens without a job in its URL, it shows the dataset's
+// newest finished evaluation: after a reload or from a bookmark the user sees the scores they last saw
+// rather than a bare grid, and can still choose "none" in the Model job list.
 func (s *Studio) followRunningJob(ctx app.Context) {
 	if s.jobID != "" || s.view != viewGrid {
 		return
 	}
+	pick := ""
 	for _, j := range s.jobs {
 		if lj := s.liveJobOf(j.ID); lj.running() {
-			s.selectJob(j.ID)
-			s.scoresJob = ""
-			ctx.Navigate(s.gridURL(s.fSplit, s.fKind, s.fSort, s.fMine))
-			return
+			pick = j.ID
+			break
 		}
 	}
+	if pick == "" && s.autoJobDS != s.dsID {
+		for _, j := range s.jobs { // newest first
+			if j.State == protocol.JobDone {
+				pick = j.ID
+				break
+			}
+		}
+	}
+	s.autoJobDS = s.dsID
+	if pick == "" {
+		return
+	}
+	s.selectJob(pick)
+	s.scoresJob = ""
+	ctx.Navigate(s.gridURL(s.fSplit, s.fKind, s.fSort, s.fMine))
 }
 
 func (s *Studio) renderEvalPanel() app.UI {

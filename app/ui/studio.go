@@ -113,6 +113,8 @@ type Studio struct {
 	compareSel  string
 	// thr is the thresholds panel of the selected finished job (thresholds.go).
 	thr *thresholdPanel
+	// autoJobDS is the dataset whose newest finished job was offered once (followRunningJob).
+	autoJobDS string
 }
 
 // OnMount connects the websocket and installs the browser-level listeners.

@@ -288,6 +288,14 @@ func TestUI_Evaluate_StreamsAndReports(t *testing.T) {
 		screenshot(t, ctx, "thresholds.png")
 	})
 
+	t.Run("reload_reselects", func(t *testing.T) {
+		// A fresh page of the dataset, without a job in its URL, shows its newest finished evaluation.
+		run(t, ctx, chromedp.Navigate(srv.URL+"/dataset?id="+ds.ID+"&split=test"))
+		waitJS(t, ctx, 30*time.Second, "the finished job selected", fmt.Sprintf(`new URLSearchParams(location.search).get('job') === %q && document.querySelectorAll('[data-testid=tile-score]').length === %d`, job, tests))
+		setInput(t, ctx, "job-select", eval[string](t, ctx, testid("job-select")+`.options[0].value`)) // "none"
+		waitJS(t, ctx, 10*time.Second, "no job after choosing none", `!new URLSearchParams(location.search).get('job') && document.querySelectorAll('[data-testid=tile-score]').length === 0`)
+	})
+
 	t.Run("cancel", func(t *testing.T) {
 		mds := datasetID(t, ws, "many")
 		run(t, ctx, chromedp.Navigate(srv.URL+"/dataset?id="+mds.ID))
