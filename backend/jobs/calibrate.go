@@ -4,7 +4,6 @@ package jobs
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"image"
 	"net/http"
@@ -78,10 +77,11 @@ func (r *Runner) Calibrate(ctx context.Context, req protocol.CalibrateRequest) (
 	if len(ids) == 0 {
 		return zero, fmt.Errorf("dataset %s has no good %s images to calibrate on (%d left out: the model trained on them)", req.Dataset, req.Split, excluded)
 	}
-	src, skipped, err := r.predictNormal(ctx, me.model, ds, ids)
+	preds, skipped, err := PredictImages(ctx, me.model, ds, ids, r.opt.Batch)
 	if err != nil {
-		return zero, err
+		return zero, fmt.Errorf("calibrate model %s: %w", req.Model, err)
 	}
+	src := normalMaps(preds)
 	res, err := calibrate.Calibrate(src, methods)
 	if err != nil {
 		return zero, fmt.Errorf("calibrate model %s on %s/%s: %w", req.Model, req.Dataset, req.Split, err)
@@ -164,14 +164,14 @@ func (n normalMaps) Load(i int) (calibrate.Map, error) {
 	return calibrate.Map{Values32: m, Score: p.Score}, nil
 }
 
-// predictNormal runs the model over ids in batches; unreadable images are skipped and named.
-func (r *Runner) predictNormal(ctx context.Context, m inference.Predictor, ds *dataset.Dataset, ids []string) (normalMaps, []string, error) {
-	batch := r.opt.Batch
+// PredictImages runs m over the images ids of ds in batches of batch (0: inference.DefaultBatch) and
+// returns their predictions at the model's resolution (Raw, S, W, H, Score; Map and RawRD dropped, since
+// a calibration set of many images must not hold full-size maps). Unreadable images are skipped and
+// named in skipped; err is set when none could be read, or on a model error.
+func PredictImages(ctx context.Context, m inference.Predictor, ds *dataset.Dataset, ids []string, batch int) (preds []inference.Prediction, skipped []string, err error) {
 	if batch <= 0 {
 		batch = inference.DefaultBatch
 	}
-	var out normalMaps
-	var skipped []string
 	for lo := 0; lo < len(ids); lo += batch {
 		if err := ctx.Err(); err != nil {
 			return nil, nil, err
@@ -188,19 +188,19 @@ func (r *Runner) predictNormal(ctx context.Context, m inference.Predictor, ds *d
 		if len(imgs) == 0 {
 			continue
 		}
-		preds, err := m.Predict(imgs)
+		ps, err := m.Predict(imgs)
 		if err != nil {
-			return nil, nil, fmt.Errorf("calibration inference: %w", err)
+			return nil, nil, fmt.Errorf("inference: %w", err)
 		}
-		for _, p := range preds {
-			p.Map, p.RawRD = nil, nil // kept at S x S; Load recomputes the image-size map
-			out = append(out, p)
+		for _, p := range ps {
+			p.Map, p.RawRD = nil, nil
+			preds = append(preds, p)
 		}
 	}
-	if len(out) == 0 {
-		return nil, skipped, errors.New("none of the calibration images could be read")
+	if len(preds) == 0 {
+		return nil, skipped, fmt.Errorf("none of the %d images could be read", len(ids))
 	}
-	return out, skipped, nil
+	return preds, skipped, nil
 }
 
 // modelHandler serves GET /api/model?sha=SHA256: the model's ONNX file with its current calibration

@@ -5,11 +5,12 @@ package training
 import (
 	"context"
 	"fmt"
-	"image"
 
 	"github.com/rdre-studio/studio/backend/calibrate"
 	"github.com/rdre-studio/studio/backend/dataset"
 	"github.com/rdre-studio/studio/backend/inference"
+	"github.com/rdre-studio/studio/backend/jobs"
+	"github.com/rdre-studio/studio/shared/protocol"
 )
 
 // Calibration on held-out normal images, with package calibrate. Nothing anomalous is seen, so the
@@ -19,8 +20,8 @@ import (
 // highest of their scores).
 const (
 	// Threshold keys added to the model's thresholds (beside the trainer's synthetic "pixel", "image").
-	KeyPixelNormal = "pixel_normal"
-	KeyImageNormal = "image_normal"
+	KeyPixelNormal = protocol.ThresholdPixelNormal
+	KeyImageNormal = protocol.ThresholdImageNormal
 	calibBatch     = 4
 )
 
@@ -61,34 +62,13 @@ func Calibrate(ctx context.Context, ds *dataset.Dataset, modelPath string, ids [
 		return nil, nil, err
 	}
 	defer m.Close()
-	var maps []calibrate.Map
-	var skipped []string
-	for lo := 0; lo < len(ids); lo += calibBatch {
-		if err := ctx.Err(); err != nil {
-			return nil, nil, err
-		}
-		var imgs []image.Image
-		for _, id := range ids[lo:min(lo+calibBatch, len(ids))] {
-			img, err := ds.Decode(id)
-			if err != nil {
-				skipped = append(skipped, fmt.Sprintf("%s skipped: %v", id, err))
-				continue
-			}
-			imgs = append(imgs, img)
-		}
-		if len(imgs) == 0 {
-			continue
-		}
-		preds, err := m.Predict(imgs)
-		if err != nil {
-			return nil, nil, fmt.Errorf("inference: %w", err)
-		}
-		for _, p := range preds {
-			maps = append(maps, calibrate.Map{Values32: p.Raw, Score: p.Score})
-		}
+	preds, skipped, err := jobs.PredictImages(ctx, m, ds, ids, calibBatch)
+	if err != nil {
+		return nil, skipped, fmt.Errorf("held-out images: %w", err)
 	}
-	if len(maps) == 0 {
-		return nil, skipped, fmt.Errorf("none of the %d held-out images could be read", len(ids))
+	maps := make([]calibrate.Map, len(preds))
+	for i, p := range preds {
+		maps[i] = calibrate.Map{Values32: p.Raw, Score: p.Score}
 	}
 	res, err := calibrate.Calibrate(mapSource(maps), calibMethods)
 	if err != nil {
