@@ -5,13 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"math/rand/v2"
 	"strconv"
 	"sync"
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/maxence-charriere/go-app/v10/pkg/app"
 
 	"github.com/rdre-studio/studio/shared/protocol"
 )
@@ -73,7 +73,7 @@ func (c *Client) Run(ctx context.Context) {
 	for ctx.Err() == nil {
 		conn, _, err := websocket.Dial(ctx, c.url, nil)
 		if err != nil {
-			slog.Warn("websocket dial failed", "url", c.url, "err", err, "retry", backoff)
+			app.Logf("websocket dial %s failed: %v (retry in %v)", c.url, err, backoff)
 			select {
 			case <-ctx.Done():
 				return
@@ -93,7 +93,7 @@ func (c *Client) Run(ctx context.Context) {
 			onConnect(true)
 		}
 		err = c.readLoop(ctx, conn)
-		slog.Info("websocket closed", "err", err)
+		app.Logf("websocket closed: %v", err)
 		c.mu.Lock()
 		c.conn = nil
 		c.ready = make(chan struct{})
@@ -118,7 +118,7 @@ func (c *Client) readLoop(ctx context.Context, conn *websocket.Conn) error {
 		}
 		env, err := protocol.Decode(data)
 		if err != nil {
-			slog.Warn("websocket: unreadable frame", "err", err)
+			app.Logf("websocket: unreadable frame: %v", err)
 			continue
 		}
 		c.mu.Lock()
