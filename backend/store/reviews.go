@@ -68,13 +68,7 @@ func deriveReviewTx(tx *bolt.Tx, datasetID, imageID string, version, pixels int,
 	if err != nil {
 		return nil, err
 	}
-	next := cur.State
-	switch {
-	case pixels > 0:
-		next = protocol.ReviewLabelled
-	case cur.State == protocol.ReviewLabelled:
-		next = protocol.ReviewUnlabelled
-	}
+	next := protocol.NextReviewState(cur.State, pixels > 0)
 	if next == cur.State {
 		return nil, nil
 	}

@@ -21,6 +21,19 @@ const (
 	ReviewNoDefect   = "reviewed-no-defect"
 )
 
+// NextReviewState is the state after a workspace mask save (or revert) on an image in state cur:
+// the rules above, shared by the server, which stores the result, and the browser, which applies it to
+// its own save's reply instead of waiting for a push.
+func NextReviewState(cur string, hasDefect bool) string {
+	switch {
+	case hasDefect:
+		return ReviewLabelled
+	case cur == ReviewLabelled:
+		return ReviewUnlabelled
+	}
+	return cur
+}
+
 // ReviewStates lists the states in the order the UI shows them.
 var ReviewStates = []string{ReviewUnlabelled, ReviewLabelled, ReviewNoDefect}
 
@@ -46,7 +59,7 @@ const (
 	TypeReviews       = "reviews"        // ReviewsReply
 	TypeReviewSet     = "review.set"     // ReviewSetRequest -> TypeReview, and TypeReviewUpdated to every other client
 	TypeReview        = "review"         // Review
-	TypeReviewUpdated = "review.updated" // Review, pushed to every client (also after a mask save changed a state)
+	TypeReviewUpdated = "review.updated" // Review, pushed to every other client (also after a mask save changed a state)
 	TypeReviewSummary = "review.summary" // no payload -> TypeReviewCounts
 	TypeReviewCounts  = "review.counts"  // ReviewSummaryReply
 

@@ -39,3 +39,22 @@ func TestReviewCounts_Done(t *testing.T) {
 		t.Fatalf("done %d", c.Done())
 	}
 }
+
+func TestNextReviewState_Rules(t *testing.T) {
+	for _, c := range []struct {
+		cur    string
+		defect bool
+		want   string
+	}{
+		{ReviewUnlabelled, true, ReviewLabelled},
+		{ReviewNoDefect, true, ReviewLabelled},
+		{ReviewLabelled, true, ReviewLabelled},
+		{ReviewLabelled, false, ReviewUnlabelled},
+		{ReviewNoDefect, false, ReviewNoDefect},
+		{ReviewUnlabelled, false, ReviewUnlabelled},
+	} {
+		if got := NextReviewState(c.cur, c.defect); got != c.want {
+			t.Errorf("NextReviewState(%q, %v) = %q, want %q", c.cur, c.defect, got, c.want)
+		}
+	}
+}
