@@ -274,6 +274,7 @@ func (s *Studio) attachCanvas(ed *editorState) {
 	}
 	ed.cctx = ed.canvas.Call("getContext", "2d")
 	ed.pctx = ed.prev.Call("getContext", "2d")
+	setGamma(s.prefsOf(ed.dataset))
 	ed.paint(Rect{0, 0, ed.w, ed.h})
 	if !ed.fitted {
 		ed.fit()
@@ -473,6 +474,7 @@ func (s *Studio) saveEditor(ctx app.Context, ed *editorState) {
 		s.createDefaultClass(ctx, ed)
 		return
 	}
+	ed.dropUnknownClasses()
 	ed.saving, ed.dirty = true, false
 	ed.status = statusSaving
 	lbl := mask.Label{W: ed.w, H: ed.h, Pix: ed.ed.Pix}
@@ -509,6 +511,26 @@ func (s *Studio) saveEditor(ctx app.Context, ed *editorState) {
 			ed.status, ed.saveErr = statusSaved, ""
 		})
 	})
+}
+
+// dropUnknownClasses makes background of pixels whose class no longer exists (deleted here or in
+// another tab, or brought back by an undo past the deletion): the server refuses a mask with them, and
+// a deleted class's pixels are background from its deletion on.
+func (ed *editorState) dropUnknownClasses() {
+	var known [256]bool
+	known[0] = true
+	for _, c := range ed.classes {
+		known[uint8(c.Index)] = true
+	}
+	changed := false
+	for i, v := range ed.ed.Pix {
+		if !known[v] {
+			ed.ed.Pix[i], changed = 0, true
+		}
+	}
+	if changed {
+		ed.paint(Rect{0, 0, ed.w, ed.h})
+	}
 }
 
 // onRemoteSave reloads the mask another tab saved, unless this tab has edits of its own in flight

@@ -118,8 +118,9 @@ func (s *Studio) renderEditor() app.UI {
 					button("help", "?", "Keyboard shortcuts", false, func(app.Context) { ed.help = !ed.help }),
 				),
 				app.P().Class("error-text").Hidden(ed.status != statusFailed || ed.saveErr == "").Text(ed.saveErr),
-				s.renderReviewBar(ed),
 			),
+			// Not in the sticky head: a taller head would cover the controls scrolled up under it.
+			s.renderReviewBar(ed),
 			app.Div().Class("group").Body(
 				app.H3().Text("Tools"),
 				app.Div().Class("tools").Body(

@@ -306,7 +306,7 @@ func (s *Studio) goNextToDo(ctx app.Context) {
 // renderReviewBar is the editor's review line: the state, the dataset's counts, the two actions.
 func (s *Studio) renderReviewBar(ed *editorState) app.UI {
 	st := s.reviewOf(ed.image)
-	return app.Div().Class("review-bar").Body(
+	return app.Div().Class("group review-bar").Body(
 		app.P().Class("row").Body(
 			app.Span().Class("badge review-"+st).Attr("data-testid", "review-state").Attr("data-state", st).Text(reviewLabel(st)),
 			app.Span().Class("muted small").Attr("data-testid", "review-count").Text(" "+countsText(s.reviewCounts())),
@@ -446,6 +446,9 @@ func (s *Studio) deleteClass(ctx app.Context, idx int) {
 				return
 			}
 			s.setClasses(ed, rep.Classes)
+			if ed.ready() {
+				ed.dropUnknownClasses()
+			}
 			for _, m := range rep.Masks {
 				s.markAnnotated(m.Dataset, m.Image, !m.Empty)
 				if s.ed == ed && m.Image == ed.image {
