@@ -95,9 +95,15 @@ func (p *dsPrefs) imageFilter() string {
 	return fmt.Sprintf("url(#rdre-gamma) brightness(%.2f) contrast(%.2f)", float64(p.Bright)/100, float64(p.Contrast)/100)
 }
 
-// setGamma writes the gamma exponent into the SVG filter. The filter is rendered once with constant
-// markup (go-app would rebuild a changing raw node) and only its attributes follow the slider.
+// setGamma writes the gamma exponent into the SVG filter, creating the filter on first use.
 func setGamma(p *dsPrefs) {
+	doc := app.Window().Get("document")
+	if !app.Window().GetElementByID("rdre-gamma").Truthy() {
+		// Built outside go-app's tree, once per page: go-app rebuilds raw markup on every render.
+		holder := doc.Call("createElement", "div")
+		holder.Set("innerHTML", gammaFilterSVG)
+		doc.Get("body").Call("appendChild", holder.Get("firstChild"))
+	}
 	exp := fmt.Sprintf("%.3f", 100/float64(p.Gamma))
 	for _, c := range []string{"r", "g", "b"} {
 		if f := app.Window().GetElementByID("rdre-gamma-" + c); f.Truthy() {
@@ -132,7 +138,6 @@ func (s *Studio) renderDisplayControls(ed *editorState) app.UI {
 			setGamma(p)
 		}),
 		app.P().Class("muted small").Text("Display only: masks and model input are unchanged."),
-		app.Raw(gammaFilterSVG),
 	)
 }
 
