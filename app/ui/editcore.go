@@ -51,6 +51,9 @@ type edit struct {
 type Editor struct {
 	W, H int
 	Pix  []uint8
+	// Locked marks class indices whose pixels no edit may change (a locked class in the legend): brush,
+	// eraser, polygon, fill, clear and replace all leave them as they are.
+	Locked [256]bool
 
 	undo, redo []edit
 	undoBytes  int
@@ -231,6 +234,9 @@ func (e *Editor) dab(cx, cy float64, size int, value uint8) Rect {
 		if x < 0 || y < 0 || x >= e.W || y >= e.H {
 			return Rect{}
 		}
+		if e.Locked[e.Pix[y*e.W+x]] {
+			return Rect{}
+		}
 		e.Pix[y*e.W+x] = value
 		return Rect{x, y, x + 1, y + 1}
 	}
@@ -246,7 +252,7 @@ func (e *Editor) dab(cx, cy float64, size int, value uint8) Rect {
 		row := e.Pix[y*e.W : (y+1)*e.W]
 		for x := r.X0; x < r.X1; x++ {
 			dx := float64(x) + 0.5 - cx
-			if dx*dx+dy*dy <= r2 {
+			if dx*dx+dy*dy <= r2 && !e.Locked[row[x]] {
 				row[x] = value
 				touched = touched.Union(Rect{x, y, x + 1, y + 1})
 			}
@@ -296,7 +302,9 @@ func (e *Editor) FillPolygon(pts []Point, value uint8) (Rect, error) {
 			}
 			row := e.Pix[y*e.W : (y+1)*e.W]
 			for x := xa; x < xb; x++ {
-				row[x] = value
+				if !e.Locked[row[x]] {
+					row[x] = value
+				}
 			}
 			r = r.Union(Rect{xa, y, xb, y + 1})
 		}
@@ -319,6 +327,9 @@ func sortFloats(a []float64) {
 // background around the drawing, and a labeller who clicks it has missed the inside of an outline.
 var ErrOpenArea = errors.New("this area is not closed: it reaches all four image borders; fill works inside a closed outline (the image border may close one or more sides)")
 
+// ErrLocked is returned by Fill on a pixel of a locked class.
+var ErrLocked = errors.New("this area belongs to a locked class: unlock it in the legend to change it")
+
 // Fill flood-fills the 4-connected region of pixels that share the value at (x, y) with value, as one
 // undoable edit: clicked inside a closed stroke it fills the inside and stops at the stroke. A region
 // that touches all four image borders is refused with ErrOpenArea and the mask is left as it was; one
@@ -330,6 +341,9 @@ func (e *Editor) Fill(x, y int, value uint8) (Rect, error) {
 	target := e.Pix[y*e.W+x]
 	if target == value {
 		return Rect{}, nil
+	}
+	if e.Locked[target] {
+		return Rect{}, ErrLocked
 	}
 	e.EndStroke()
 	e.begin()
@@ -373,8 +387,10 @@ func (e *Editor) Fill(x, y int, value uint8) (Rect, error) {
 func (e *Editor) Clear() Rect {
 	e.EndStroke()
 	e.begin()
-	for i := range e.Pix {
-		e.Pix[i] = 0
+	for i, v := range e.Pix {
+		if !e.Locked[v] {
+			e.Pix[i] = 0
+		}
 	}
 	e.dirty = Rect{0, 0, e.W, e.H}
 	if !e.commit() {
@@ -391,7 +407,11 @@ func (e *Editor) Replace(pix []uint8) (Rect, error) {
 	}
 	e.EndStroke()
 	e.begin()
-	copy(e.Pix, pix)
+	for i, v := range pix {
+		if !e.Locked[e.Pix[i]] {
+			e.Pix[i] = v
+		}
+	}
 	e.dirty = Rect{0, 0, e.W, e.H}
 	e.commit()
 	return Rect{0, 0, e.W, e.H}, nil

@@ -287,3 +287,46 @@ func BenchmarkEditor_EndStroke(b *testing.B) {
 		e.EndStroke()
 	}
 }
+
+func TestEditor_Locked_KeepsPixels(t *testing.T) {
+	e := newTestEditor(t, 40, 40)
+	e.BeginStroke(20, 20, 10, 2)
+	e.EndStroke()
+	locked := e.Count()
+	e.Locked[2] = true
+	// Brush, eraser, polygon, clear and replace around and over the locked class.
+	e.BeginStroke(5, 20, 30, 1)
+	e.StrokeTo(35, 20, 30, 1)
+	e.EndStroke()
+	if e.Pix[20*40+20] != 2 {
+		t.Fatal("the brush painted over a locked class")
+	}
+	if e.Pix[20*40+2] != 1 {
+		t.Fatal("the brush did not paint around the locked class")
+	}
+	e.BeginStroke(20, 20, 40, 0)
+	e.EndStroke()
+	if _, err := e.FillPolygon([]Point{{0, 0}, {40, 0}, {40, 40}, {0, 40}}, 3); err != nil {
+		t.Fatal(err)
+	}
+	e.Clear()
+	e.Replace(make([]uint8, 40*40))
+	n := 0
+	for _, v := range e.Pix {
+		if v == 2 {
+			n++
+		}
+	}
+	if n != locked || e.Count() != locked {
+		t.Fatalf("locked pixels %d of %d kept, %d labelled in all", n, locked, e.Count())
+	}
+	if _, err := e.Fill(20, 20, 1); err != ErrLocked {
+		t.Fatalf("fill on a locked class: %v, want ErrLocked", err)
+	}
+	// Unlocked, it edits again.
+	e.Locked[2] = false
+	e.Clear()
+	if e.Count() != 0 {
+		t.Fatal("clear after unlock left pixels")
+	}
+}

@@ -39,22 +39,27 @@ type editorState struct {
 	dirty   bool // changed since the last snapshot sent to the server
 	saveMs  float64
 
-	tool         string
-	size         int
-	cls          int
-	classes      []protocol.LabelClass
-	palette      [256][4]uint8
-	opacity      float64
-	showMask     bool
-	showGT       bool
-	polySubtract bool
-	help         bool
-	history      []protocol.MaskVersion
-	showHistory  bool
-	newClassName string
-	newClassCol  string
-	classErr     string // why the last Add failed, shown under the form
-	toolMsg      string // why the last tool action did nothing (a fill on an open area)
+	tool          string
+	size          int
+	cls           int
+	classes       []protocol.LabelClass
+	palette       [256][4]uint8
+	opacity       float64
+	showMask      bool
+	showGT        bool
+	polySubtract  bool
+	help          bool
+	history       []protocol.MaskVersion
+	showHistory   bool
+	newClassName  string
+	newClassCol   string
+	classErr      string // why the last Add failed, shown under the form
+	reviewErr     string // why the last review action did nothing, shown in the review line
+	hidden        []int  // classes not drawn (the dataset's prefs)
+	renaming      int    // the class whose name is being edited, 0 for none
+	renameText    string
+	confirmDelete int    // the class whose deletion waits for a confirmation, 0 for none
+	toolMsg       string // why the last tool action did nothing (a fill on an open area)
 
 	// view and pointer state, driven by raw DOM listeners
 	heat *heatState
@@ -87,6 +92,11 @@ func (ed *editorState) setPalette() {
 			if rgb, ok := parseColor(c.Color); ok {
 				ed.palette[c.Index] = [4]uint8{rgb[0], rgb[1], rgb[2], 255}
 			}
+		}
+	}
+	for _, i := range ed.hidden {
+		if i > 0 && i < 256 {
+			ed.palette[i][3] = 0 // a hidden class is not drawn; its pixels stay in the mask
 		}
 	}
 }
@@ -182,6 +192,7 @@ func (s *Studio) openImage(ctx app.Context, ds, img string) {
 			}
 			ed.ed, ed.w, ed.h, ed.version, ed.source = e, lbl.W, lbl.H, m.Version, m.Source
 			ed.status = statusSaved
+			s.applyClassView(ed)
 			s.pickDefaultClass(ed)
 			ctx.Defer(func(app.Context) {
 				s.attachCanvas(ed)
@@ -263,6 +274,7 @@ func (s *Studio) attachCanvas(ed *editorState) {
 	}
 	ed.cctx = ed.canvas.Call("getContext", "2d")
 	ed.pctx = ed.prev.Call("getContext", "2d")
+	setGamma(s.prefsOf(ed.dataset))
 	ed.paint(Rect{0, 0, ed.w, ed.h})
 	if !ed.fitted {
 		ed.fit()
@@ -462,6 +474,7 @@ func (s *Studio) saveEditor(ctx app.Context, ed *editorState) {
 		s.createDefaultClass(ctx, ed)
 		return
 	}
+	ed.dropUnknownClasses()
 	ed.saving, ed.dirty = true, false
 	ed.status = statusSaving
 	lbl := mask.Label{W: ed.w, H: ed.h, Pix: ed.ed.Pix}
@@ -490,6 +503,7 @@ func (s *Studio) saveEditor(ctx app.Context, ed *editorState) {
 			ed.version = rep.Version
 			ed.source = "workspace"
 			s.markAnnotated(ed.dataset, ed.image, !rep.Empty)
+			s.afterOwnSave(ed.dataset, ed.image, rep.Empty)
 			if ed.dirty {
 				s.saveEditor(ctx, ed)
 				return
@@ -497,6 +511,26 @@ func (s *Studio) saveEditor(ctx app.Context, ed *editorState) {
 			ed.status, ed.saveErr = statusSaved, ""
 		})
 	})
+}
+
+// dropUnknownClasses makes background of pixels whose class no longer exists (deleted here or in
+// another tab, or brought back by an undo past the deletion): the server refuses a mask with them, and
+// a deleted class's pixels are background from its deletion on.
+func (ed *editorState) dropUnknownClasses() {
+	var known [256]bool
+	known[0] = true
+	for _, c := range ed.classes {
+		known[uint8(c.Index)] = true
+	}
+	changed := false
+	for i, v := range ed.ed.Pix {
+		if !known[v] {
+			ed.ed.Pix[i], changed = 0, true
+		}
+	}
+	if changed {
+		ed.paint(Rect{0, 0, ed.w, ed.h})
+	}
 }
 
 // onRemoteSave reloads the mask another tab saved, unless this tab has edits of its own in flight
@@ -573,7 +607,28 @@ func (s *Studio) neighbour(delta int) string {
 			return ""
 		}
 	}
-	return ""
+	// The open image left the filtered list (it was just marked reviewed under a review filter): its
+	// neighbours are the filtered images around its place in the unfiltered order.
+	all := s.filteredBy(false)
+	pos := map[string]int{}
+	for i, im := range all {
+		pos[im.ID] = i
+	}
+	cur, ok := pos[s.imgID]
+	if !ok {
+		return ""
+	}
+	best := ""
+	for _, im := range imgs {
+		p := pos[im.ID]
+		if delta > 0 && p > cur {
+			return im.ID
+		}
+		if delta < 0 && p < cur {
+			best = im.ID
+		}
+	}
+	return best
 }
 
 func (s *Studio) goNeighbour(ctx app.Context, delta int) {
@@ -682,6 +737,7 @@ func (s *Studio) revert(ctx app.Context, version int) {
 				return
 			}
 			s.markAnnotated(ed.dataset, ed.image, !rep.Empty)
+			s.afterOwnSave(ed.dataset, ed.image, rep.Empty)
 			s.reloadMask(ctx, ed, 0)
 			s.loadHistory(ctx)
 		})

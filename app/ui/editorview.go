@@ -22,6 +22,8 @@ var shortcuts = [][2]string{
 	{"m / g", "toggle the mask / the ground-truth overlay"},
 	{"o / c", "toggle the heatmap / the comparison with the mask (with a model job)"},
 	{"→ or j / ← or k", "next / previous image"},
+	{"r", "mark reviewed, no defect (again: back to unlabelled)"},
+	{"n", "next image that needs work (unlabelled)"},
 	{"? or h", "this help"},
 }
 
@@ -82,7 +84,8 @@ func (s *Studio) renderEditor() app.UI {
 	hasGT := info != nil && info.MaskID != ""
 	gtURL := "none"
 	if hasGT {
-		gtURL = fmt.Sprintf("url(%q)", apiURL("/api/gt", "dataset", ed.dataset, "id", ed.image))
+		// An outline, so that the editable mask under it stays readable.
+		gtURL = fmt.Sprintf("url(%q)", apiURL("/api/gt", "dataset", ed.dataset, "id", ed.image, "outline", "1"))
 	}
 	tool := func(id, label, key string) app.UI {
 		return app.Button().Class("tool").Class(map[bool]string{true: "active"}[ed.tool == id]).
@@ -116,6 +119,8 @@ func (s *Studio) renderEditor() app.UI {
 				),
 				app.P().Class("error-text").Hidden(ed.status != statusFailed || ed.saveErr == "").Text(ed.saveErr),
 			),
+			// Not in the sticky head: a taller head would cover the controls scrolled up under it.
+			s.renderReviewBar(ed),
 			app.Div().Class("group").Body(
 				app.H3().Text("Tools"),
 				app.Div().Class("tools").Body(
@@ -167,8 +172,10 @@ func (s *Studio) renderEditor() app.UI {
 						OnInput(func(ctx app.Context, e app.Event) { ed.newClassCol = ctx.JSSrc().Get("value").String() }),
 					button("class-add", "Add", "", false, s.createClass),
 				),
+				s.renderLegend(ed),
 				app.P().Class("error-text").Attr("data-testid", "class-error").Hidden(ed.classErr == "").Text(ed.classErr),
 			),
+			s.renderDisplayControls(ed),
 			app.Div().Class("group").Body(
 				app.H3().Text("View"),
 				app.Div().Class("tools").Body(
@@ -215,6 +222,7 @@ func (s *Studio) renderEditor() app.UI {
 			// and toggle) to the next one.
 			app.Div().ID("stage").Class("stage").Style("width", "%dpx", ed.w).Style("height", "%dpx", ed.h).Body(
 				app.Img().ID("editor-image").Class("layer").Alt(ed.image).Attr("draggable", "false").
+					Style("filter", "%s", s.prefsOf(ed.dataset).imageFilter()).
 					Src(apiURL("/api/image", "dataset", ed.dataset, "id", ed.image)),
 				s.renderHeatLayer(),
 				app.Div().Class("layer gt-overlay").Attr("data-testid", "gt-overlay").

@@ -1,6 +1,7 @@
 package ui
 
 import (
+	"fmt"
 	"math"
 
 	"github.com/maxence-charriere/go-app/v10/pkg/app"
@@ -88,8 +89,16 @@ func (s *Studio) onPointerDown(e app.Value) {
 	}
 	e.Call("preventDefault")
 	p := ed.toImage(e)
+	if ed.tool != toolEraser && !(ed.tool == toolPolygon && ed.polySubtract) && ed.ed.Locked[uint8(ed.cls)] {
+		msg := fmt.Sprintf("class %q is locked: unlock it in the legend to draw with it", ed.className(ed.cls))
+		s.mctx.Dispatch(func(app.Context) { ed.toolMsg = msg })
+		return
+	}
 	switch ed.tool {
 	case toolBrush, toolEraser:
+		if ed.toolMsg != "" {
+			s.mctx.Dispatch(func(app.Context) { ed.toolMsg = "" })
+		}
 		ed.stroking = true
 		ed.strokeValue = ed.paintValue()
 		ed.vp.Call("setPointerCapture", e.Get("pointerId"))
@@ -304,6 +313,12 @@ func (s *Studio) onKeyDown(e app.Value) {
 	case key == "c" && ed.heat != nil:
 		ed.heat.compare = !ed.heat.compare
 		s.paintHeat(ed)
+	case key == "r":
+		s.mctx.Dispatch(s.toggleNoDefect)
+		rerender = false
+	case key == "n":
+		s.mctx.Dispatch(s.goNextToDo)
+		rerender = false
 	case key == "?" || key == "h":
 		ed.help = !ed.help
 	case key == "ArrowRight" || key == "j":

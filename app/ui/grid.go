@@ -106,7 +106,9 @@ func (s *Studio) renderGrid() app.UI {
 				}),
 				app.Text(" annotated by me"),
 			),
+			s.renderReviewFilter(),
 			app.Span().Class("count").Attr("data-testid", "grid-count").Text(fmt.Sprintf("%d of %d images", len(imgs), len(s.images))),
+			app.Span().Class("count").Attr("data-testid", "review-count").Text(countsText(s.reviewCounts())),
 			app.If(d != nil, func() app.UI {
 				return exportLink(s.dsID, "Export masks")
 			}),
@@ -175,7 +177,7 @@ func (s *Studio) renderTile(im protocol.ImageInfo) app.UI {
 	score, hasScore := s.scores[im.ID]
 	return app.A().Class("tile").Href(s.imageURL(im.ID)).
 		Attr("data-testid", "image-tile").Attr("data-id", im.ID).
-		Attr("data-split", im.Split).Attr("data-kind", im.Kind).
+		Attr("data-split", im.Split).Attr("data-kind", im.Kind).Attr("data-review", s.reviewOf(im.ID)).
 		Title("%s", im.ID).Body(
 		app.Img().Loading("lazy").Alt(im.ID).Width(192).Height(192).
 			Src(apiURL("/api/thumb", "dataset", s.dsID, "id", im.ID, "size", thumbSize)),
@@ -187,6 +189,10 @@ func (s *Studio) renderTile(im protocol.ImageInfo) app.UI {
 			}),
 			app.If(im.HasWorkspaceMask, func() app.UI {
 				return app.Span().Class("badge mine").Title("mask drawn in this workspace").Text("drawn")
+			}),
+			app.If(s.reviewOf(im.ID) != protocol.ReviewUnlabelled, func() app.UI {
+				st := s.reviewOf(im.ID)
+				return app.Span().Class("badge review-" + st).Title("review state").Text("✓ " + reviewLabel(st))
 			}),
 			app.If(hasScore, func() app.UI {
 				return app.Span().Class("badge score").Attr("data-testid", "tile-score").Text(fmt.Sprintf("%.3f", score))

@@ -78,6 +78,7 @@ type Studio struct {
 	// grid filters, kept in the URL so that a reload or a shared link shows the same grid
 	fSplit, fKind, fSort string
 	fMine                bool
+	fReview              string // review state filter, "" for all
 	limit                int
 	gridReadyMarked      bool
 
@@ -89,6 +90,13 @@ type Studio struct {
 	fatal string
 	// gridScroll is where each grid (by its URL) was scrolled when the user left it.
 	gridScroll map[string]gridPos
+	// review states of the images of reviewsDS (absent: unlabelled), and every dataset's counts for the
+	// dataset list (review.go)
+	reviews   map[string]string
+	reviewsDS string
+	dsCounts  map[string]protocol.ReviewCounts
+	// prefs are the per-dataset display settings of this browser session (review.go).
+	prefs map[string]*dsPrefs
 	// evalClosed is set while the user keeps the evaluation panel collapsed.
 	evalClosed bool
 
@@ -174,6 +182,7 @@ func (s *Studio) OnNav(ctx app.Context) {
 		s.dsID = q.Get("id")
 		s.fSplit, s.fKind, s.fSort = q.Get("split"), q.Get("kind"), q.Get("sort")
 		s.fMine = q.Get("mine") == "1"
+		s.fReview = q.Get("review")
 		if s.limit == 0 || prevDS != s.dsID {
 			s.limit = gridPage
 		}
@@ -303,6 +312,12 @@ func (s *Studio) load(ctx app.Context) {
 			})
 		})
 	}
+	if (s.view == viewGrid || s.view == viewImage) && s.dsID != "" && s.reviewsDS != s.dsID {
+		s.loadReviews(ctx, s.dsID)
+	}
+	if s.view == viewDatasets {
+		s.loadReviewSummary(ctx)
+	}
 	if (s.view == viewGrid || s.view == viewImage) && s.dsID != "" && s.jobsDS != s.dsID {
 		s.loadJobs(ctx)
 	}
@@ -345,6 +360,23 @@ func (s *Studio) onPush(ctx app.Context, env protocol.Envelope) {
 		if s.ed != nil && s.ed.dataset == rep.Dataset && s.ed.image == rep.Image {
 			s.onRemoteSave(ctx, rep)
 		}
+	case protocol.TypeReviewUpdated:
+		var r protocol.Review
+		if err := decodeLoose(env.Payload, &r); err != nil {
+			s.err = fmt.Sprintf("unreadable %s push: %v", env.Type, err)
+			return
+		}
+		s.setLocalReview(r.Dataset, r.Image, r.State)
+	case protocol.TypeClasses:
+		// Another tab added, renamed, recoloured or deleted a class.
+		var rep protocol.ClassesReply
+		if err := decodeLoose(env.Payload, &rep); err != nil {
+			s.err = fmt.Sprintf("unreadable %s push: %v", env.Type, err)
+			return
+		}
+		if s.ed.ready() && s.ed.dataset == rep.Dataset {
+			s.setClasses(s.ed, rep.Classes)
+		}
 	case protocol.TypeJobProgress, protocol.TypeJobMetrics, protocol.TypeJobDone:
 		s.onJobPush(ctx, env)
 	case protocol.TypeModels:
@@ -378,7 +410,10 @@ func (s *Studio) dataset(id string) *protocol.DatasetInfo {
 }
 
 // filtered returns the grid's images after the filters and sort order.
-func (s *Studio) filtered() []protocol.ImageInfo {
+func (s *Studio) filtered() []protocol.ImageInfo { return s.filteredBy(true) }
+
+// filteredBy is filtered with or without the review state filter.
+func (s *Studio) filteredBy(review bool) []protocol.ImageInfo {
 	if s.imgDSID != s.dsID {
 		return nil
 	}
@@ -391,6 +426,9 @@ func (s *Studio) filtered() []protocol.ImageInfo {
 			continue
 		}
 		if s.fMine && !im.HasWorkspaceMask {
+			continue
+		}
+		if review && s.fReview != "" && s.reviewOf(im.ID) != s.fReview {
 			continue
 		}
 		out = append(out, im)
@@ -446,6 +484,9 @@ func (s *Studio) gridURL(split, kind, sortBy string, mine bool) string {
 	}
 	if mine {
 		q.Set("mine", "1")
+	}
+	if s.fReview != "" {
+		q.Set("review", s.fReview)
 	}
 	if s.jobID != "" {
 		q.Set("job", s.jobID)
@@ -542,6 +583,13 @@ func (s *Studio) renderDatasets() app.UI {
 						app.Span().Class("ds-meta").Text(fmt.Sprintf("%d images · %s · %s", d.Images, d.Layout, strings.Join(d.Categories, ", "))),
 						app.Span().Class("ds-kinds").Text(strings.Join(d.Kinds, " · ")),
 						app.Span().Class("ds-root").Text(d.Root),
+						app.If(s.dsCounts != nil, func() app.UI {
+							c, ok := s.dsCounts[d.ID]
+							if !ok {
+								c = protocol.ReviewCounts{Images: d.Images, Unlabelled: d.Images}
+							}
+							return app.Span().Class("ds-review").Attr("data-testid", "ds-review").Text(countsText(c))
+						}),
 					),
 					renderWarnings("dataset-warnings", "about this dataset's files", d.Warnings),
 				)

@@ -119,6 +119,7 @@ func resolve(ds *dataset.Dataset, st *store.Store) ([]resolved, []protocol.Label
 	byIndex := map[int]string{}
 	for _, c := range classes {
 		byName[strings.ToLower(c.Name)] = c.Index
+		byName[strings.ToLower(store.KindOf(c))] = c.Index // a renamed class still stands for its folder
 		byIndex[c.Index] = c.Name
 	}
 	newest, err := st.MaskedImages(info.ID)
@@ -676,6 +677,7 @@ func ImportMVTec(ds *dataset.Dataset, st *store.Store, gtDir string) (Summary, e
 	idxOf := map[string]int{}
 	for _, c := range classes {
 		idxOf[strings.ToLower(c.Name)] = c.Index
+		idxOf[strings.ToLower(store.KindOf(c))] = c.Index
 	}
 	batch := map[string]*mask.Label{}
 	for _, p := range todo {

@@ -158,13 +158,14 @@ func (s *Server) answer(c *conn, env protocol.Envelope) (any, string, error) {
 		if err := protocol.DecodePayload(env, &req); err != nil {
 			return nil, "", badInput("%v", err)
 		}
-		reply, err := s.maskSave(req)
+		reply, review, err := s.maskSave(req)
 		if err != nil {
 			return nil, "", err
 		}
 		if b, e := protocol.New("", protocol.TypeMaskUpdated, reply); e == nil {
 			s.hub.broadcast(b, c.id)
 		}
+		s.broadcastReview(review, c.id)
 		return reply, protocol.TypeMaskSaved, nil
 
 	case protocol.TypeMaskHistory:
@@ -192,19 +193,18 @@ func (s *Server) answer(c *conn, env protocol.Envelope) (any, string, error) {
 		if _, _, err := s.image(req.Dataset, req.Image); err != nil {
 			return nil, "", err
 		}
-		v, err := s.store.RevertMask(req.Dataset, req.Image, req.Version)
+		reply, review, err := s.maskRevert(req)
 		if err != nil {
 			return nil, "", err
 		}
-		m, _, err := s.store.Mask(req.Dataset, req.Image, v)
-		if err != nil {
-			return nil, "", err
-		}
-		reply := protocol.MaskSavedReply{Dataset: req.Dataset, Image: req.Image, Version: v, Empty: m.Count() == 0}
 		if b, e := protocol.New("", protocol.TypeMaskUpdated, reply); e == nil {
 			s.hub.broadcast(b, c.id)
 		}
+		s.broadcastReview(review, c.id)
 		return reply, protocol.TypeMaskSaved, nil
+	}
+	if reply, typ, err, ok := s.answerReview(c, env); ok {
+		return reply, typ, err
 	}
 	return nil, "", &requestError{protocol.CodeUnknown, fmt.Errorf("unknown message type %q", env.Type)}
 }
@@ -289,7 +289,7 @@ func (s *Server) maskGet(req protocol.MaskGetRequest) (any, string, error) {
 	idx := uint8(1)
 	if cls, err := s.store.Classes(req.Dataset); err == nil {
 		for _, c := range cls {
-			if c.Name == im.Kind {
+			if c.Name == im.Kind || store.KindOf(c) == im.Kind {
 				idx = uint8(c.Index)
 			}
 		}
@@ -302,30 +302,30 @@ func (s *Server) maskGet(req protocol.MaskGetRequest) (any, string, error) {
 	return protocol.MaskReply{Dataset: req.Dataset, Image: req.Image, Source: "dataset", Width: w, Height: h, RLE: lm.Encode()}, protocol.TypeMask, nil
 }
 
-func (s *Server) maskSave(req protocol.MaskSaveRequest) (protocol.MaskSavedReply, error) {
+func (s *Server) maskSave(req protocol.MaskSaveRequest) (protocol.MaskSavedReply, *protocol.Review, error) {
 	ds, _, err := s.image(req.Dataset, req.Image)
 	if err != nil {
-		return protocol.MaskSavedReply{}, err
+		return protocol.MaskSavedReply{}, nil, err
 	}
 	w, h, err := imageSize(ds, req.Image)
 	if err != nil {
-		return protocol.MaskSavedReply{}, fmt.Errorf("size of %s: %w", req.Image, err)
+		return protocol.MaskSavedReply{}, nil, fmt.Errorf("size of %s: %w", req.Image, err)
 	}
 	// The size check comes before decoding: a 14-byte encoding can declare a 16384x16384 mask.
 	mw, mh, err := mask.Header(req.RLE)
 	if err != nil {
-		return protocol.MaskSavedReply{}, badInput("mask of %s: %v", req.Image, err)
+		return protocol.MaskSavedReply{}, nil, badInput("mask of %s: %v", req.Image, err)
 	}
 	if mw != w || mh != h || req.Width != w || req.Height != h {
-		return protocol.MaskSavedReply{}, badInput("mask of %s is %dx%d (declared %dx%d), the image is %dx%d", req.Image, mw, mh, req.Width, req.Height, w, h)
+		return protocol.MaskSavedReply{}, nil, badInput("mask of %s is %dx%d (declared %dx%d), the image is %dx%d", req.Image, mw, mh, req.Width, req.Height, w, h)
 	}
 	m, err := mask.DecodeSize(req.RLE, w, h)
 	if err != nil {
-		return protocol.MaskSavedReply{}, badInput("mask of %s: %v", req.Image, err)
+		return protocol.MaskSavedReply{}, nil, badInput("mask of %s: %v", req.Image, err)
 	}
 	cls, err := s.store.Classes(req.Dataset)
 	if err != nil {
-		return protocol.MaskSavedReply{}, err
+		return protocol.MaskSavedReply{}, nil, err
 	}
 	known := map[uint8]bool{0: true}
 	for _, c := range cls {
@@ -333,16 +333,16 @@ func (s *Server) maskSave(req protocol.MaskSaveRequest) (protocol.MaskSavedReply
 	}
 	for _, v := range m.Pix {
 		if !known[v] {
-			return protocol.MaskSavedReply{}, badInput("mask of %s uses class index %d, which dataset %s does not define", req.Image, v, req.Dataset)
+			return protocol.MaskSavedReply{}, nil, badInput("mask of %s uses class index %d, which dataset %s does not define", req.Image, v, req.Dataset)
 		}
 	}
 	newest := 0
 	if vs, err := s.store.MaskVersions(req.Dataset, req.Image); err == nil && len(vs) > 0 {
 		newest = vs[len(vs)-1].Version
 	}
-	v, err := s.store.SaveMask(req.Dataset, req.Image, m)
+	v, review, err := s.store.SaveMaskReview(req.Dataset, req.Image, m)
 	if err != nil {
-		return protocol.MaskSavedReply{}, fmt.Errorf("save mask of %s: %w", req.Image, err)
+		return protocol.MaskSavedReply{}, nil, fmt.Errorf("save mask of %s: %w", req.Image, err)
 	}
-	return protocol.MaskSavedReply{Dataset: req.Dataset, Image: req.Image, Version: v, Empty: m.Count() == 0, Conflict: req.BaseVersion < newest}, nil
+	return protocol.MaskSavedReply{Dataset: req.Dataset, Image: req.Image, Version: v, Empty: m.Count() == 0, Conflict: req.BaseVersion < newest}, review, nil
 }

@@ -124,12 +124,22 @@ func (s *Server) handleGroundTruth(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	g := image.NewGray(image.Rect(0, 0, mw, mh))
+	outline := r.URL.Query().Get("outline") == "1"
 	for i, v := range m {
-		if v {
+		if v && !outline || outline && onEdge(m, mw, mh, i) {
 			g.Pix[i] = 255
 		}
 	}
 	writePNG(w, g)
+}
+
+// onEdge reports whether pixel i lies on a region's border: its 4-neighbourhood holds both defect and
+// background. Both sides of the border are marked, so the outline is two pixels wide and the editor can
+// show it over the editable mask without hiding it.
+func onEdge(m []bool, w, h, i int) bool {
+	x, y := i%w, i/w
+	v := m[i]
+	return x > 0 && m[i-1] != v || x+1 < w && m[i+1] != v || y > 0 && m[i-w] != v || y+1 < h && m[i+w] != v
 }
 
 func writePNG(w http.ResponseWriter, img image.Image) {

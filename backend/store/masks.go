@@ -128,30 +128,43 @@ func putVersion(b *bolt.Bucket, rec []byte) (int, error) {
 
 // SaveMask stores m as the newest version of the image's mask and returns its version (1, 2, ...). An
 // all-background mask is a version too: it records that the user cleared the image (it is good again).
-// The write is durable when SaveMask returns.
+// The image's review state follows the mask (see SaveMaskReview). The write is durable when SaveMask
+// returns.
 func (s *Store) SaveMask(datasetID, imageID string, m *mask.Label) (version int, err error) {
+	version, _, err = s.SaveMaskReview(datasetID, imageID, m)
+	return version, err
+}
+
+// SaveMaskReview is SaveMask that also returns the image's new review when the save changed it (nil
+// otherwise): defect pixels make it labelled, an empty mask over labelled makes it unlabelled. Mask and
+// review are written in one transaction.
+func (s *Store) SaveMaskReview(datasetID, imageID string, m *mask.Label) (version int, review *protocol.Review, err error) {
 	if err := checkKey("dataset id", datasetID); err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	if err := checkKey("image id", imageID); err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	if err := checkMask(m); err != nil {
-		return 0, err
+		return 0, nil, err
 	}
-	rec := encodeMaskRecord(m, time.Now())
+	now := time.Now()
+	rec := encodeMaskRecord(m, now)
 	err = s.db.Update(func(tx *bolt.Tx) error {
 		b, err := imageBucket(tx, datasetID, imageID, true)
 		if err != nil {
 			return err
 		}
-		version, err = putVersion(b, rec)
+		if version, err = putVersion(b, rec); err != nil {
+			return err
+		}
+		review, err = deriveReviewTx(tx, datasetID, imageID, version, m.Count(), now)
 		return err
 	})
 	if err != nil {
-		return 0, fmt.Errorf("save mask of %s in %s: %w", imageID, datasetID, err)
+		return 0, nil, fmt.Errorf("save mask of %s in %s: %w", imageID, datasetID, err)
 	}
-	return version, nil
+	return version, review, nil
 }
 
 // Mask returns a version of the image's mask (0 = the newest) and that version's number. It fails with
@@ -223,10 +236,18 @@ func (s *Store) MaskVersions(datasetID, imageID string) ([]protocol.MaskVersion,
 
 // RevertMask stores a copy of an earlier version as the newest one and returns the new version number.
 func (s *Store) RevertMask(datasetID, imageID string, version int) (int, error) {
+	nv, _, err := s.RevertMaskReview(datasetID, imageID, version)
+	return nv, err
+}
+
+// RevertMaskReview is RevertMask that also returns the image's new review state when the revert
+// changed it, like SaveMaskReview.
+func (s *Store) RevertMaskReview(datasetID, imageID string, version int) (int, *protocol.Review, error) {
 	if version <= 0 || version > math.MaxUint32 {
-		return 0, fmt.Errorf("revert mask of %s to version %d: %w", imageID, version, ErrInvalid)
+		return 0, nil, fmt.Errorf("revert mask of %s to version %d: %w", imageID, version, ErrInvalid)
 	}
 	var nv int
+	var review *protocol.Review
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		b, _ := imageBucket(tx, datasetID, imageID, false)
 		if b == nil {
@@ -244,16 +265,20 @@ func (s *Store) RevertMask(datasetID, imageID string, version int) (int, error) 
 		if err != nil {
 			return fmt.Errorf("version %d: %w", version, err)
 		}
-		nv, err = putVersion(b, encodeMaskRecord(m, time.Now()))
+		now := time.Now()
+		if nv, err = putVersion(b, encodeMaskRecord(m, now)); err != nil {
+			return err
+		}
+		review, err = deriveReviewTx(tx, datasetID, imageID, nv, m.Count(), now)
 		return err
 	})
 	if err != nil {
 		if errors.Is(err, ErrNotFound) {
-			return 0, fmt.Errorf("revert mask of %s in %s to version %d: %w", imageID, datasetID, version, ErrNotFound)
+			return 0, nil, fmt.Errorf("revert mask of %s in %s to version %d: %w", imageID, datasetID, version, ErrNotFound)
 		}
-		return 0, fmt.Errorf("revert mask of %s in %s to version %d: %w", imageID, datasetID, version, err)
+		return 0, nil, fmt.Errorf("revert mask of %s in %s to version %d: %w", imageID, datasetID, version, err)
 	}
-	return nv, nil
+	return nv, review, nil
 }
 
 // MaskSummary describes the newest workspace version of one image's mask without decoding it.
@@ -309,7 +334,7 @@ func (s *Store) MaskSummaries(datasetID string) (map[string]MaskSummary, error) 
 }
 
 // SaveMasks stores one new version for each image of masks in a single transaction (all or nothing, one
-// fsync), for imports. It returns each image's new version.
+// fsync), for imports. Review states follow the masks as in SaveMaskReview. It returns each image's new version.
 func (s *Store) SaveMasks(datasetID string, masks map[string]*mask.Label) (map[string]int, error) {
 	if err := checkKey("dataset id", datasetID); err != nil {
 		return nil, err
@@ -333,6 +358,9 @@ func (s *Store) SaveMasks(datasetID string, masks map[string]*mask.Label) (map[s
 			v, err := putVersion(b, encodeMaskRecord(m, now))
 			if err != nil {
 				return fmt.Errorf("mask of %s: %w", img, err)
+			}
+			if _, err := deriveReviewTx(tx, datasetID, img, v, m.Count(), now); err != nil {
+				return fmt.Errorf("review of %s: %w", img, err)
 			}
 			out[img] = v
 		}

@@ -24,6 +24,7 @@
 //	classes/                                bucket
 //	  <datasetID>/                          bucket per dataset
 //	    <index: 1 byte>     -> JSON protocol.LabelClass (index 1..255 = the pixel value in label masks)
+//	    "retired"           -> the indices of deleted classes, one byte each (reused last)
 //	masks/                                  bucket
 //	  <datasetID>/                          bucket per dataset
 //	    <imageID>/                          bucket per image; its bbolt sequence is the newest version

@@ -20,6 +20,7 @@ func requests() []any {
 	return []any{
 		&ImagesListRequest{}, &ClassesListRequest{}, &ClassCreateRequest{}, &MaskGetRequest{},
 		&MaskSaveRequest{}, &MaskRevertRequest{}, &JobStartRequest{}, &JobRef{},
+		&ReviewsListRequest{}, &ReviewSetRequest{}, &ClassUpdateRequest{}, &ClassDeleteRequest{},
 	}
 }
 

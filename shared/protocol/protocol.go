@@ -180,6 +180,9 @@ type LabelClass struct {
 	Name   string `json:"name"`
 	Color  string `json:"color"`  // "#rrggbb"
 	Source string `json:"source"` // "dataset" (a defect folder) or "user"
+	// Kind is the defect folder a "dataset" class was made from. It stays when the class is renamed, so
+	// the dataset's ground truth and the next start still find the class (empty: the Name).
+	Kind string `json:"kind,omitempty"`
 }
 
 // ClassesListRequest is the payload of TypeClassesList.
