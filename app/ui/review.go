@@ -445,7 +445,9 @@ func (s *Studio) deleteClass(ctx app.Context, idx int) {
 	ctx.Async(func() {
 		var rep protocol.ClassDeletedReply
 		err := request(protocol.TypeClassDelete, req, &rep)
-		ctx.Dispatch(func(ctx app.Context) {
+		// Through the page's context: the "yes" button that started this is gone by now, and go-app
+		// drops a dispatch whose source element is no longer mounted (the reply would be lost).
+		s.mctx.Dispatch(func(ctx app.Context) {
 			if err != nil {
 				ed.classErr = fmt.Sprintf("deleting class %d: %v", idx, err)
 				return

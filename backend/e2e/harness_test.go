@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/chromedp/cdproto/input"
+	cdruntime "github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 	"github.com/gorilla/websocket"
 
@@ -174,6 +175,40 @@ func newBrowser(t testing.TB) context.Context {
 	t.Cleanup(func() { cancelB(); cancelA() })
 	if err := chromedp.Do(ctx); err != nil {
 		t.Fatalf("start chromium: %v", err)
+	}
+	// The page's uncaught exceptions and console errors (a Go panic in the wasm prints there) go to the
+	// test log, so that a UI that stops updating says why. Logging stops when the test ends.
+	var mu sync.Mutex
+	ended := false
+	t.Cleanup(func() { mu.Lock(); ended = true; mu.Unlock() })
+	logf := func(format string, a ...any) {
+		mu.Lock()
+		defer mu.Unlock()
+		if !ended {
+			t.Logf(format, a...)
+		}
+	}
+	if err := chromedp.Listen(ctx, func(ev any) {
+		switch ev := ev.(type) {
+		case *cdruntime.EventExceptionThrown:
+			d := ev.ExceptionDetails
+			msg := d.Text
+			if d.Exception != nil {
+				msg += " " + d.Exception.Description
+			}
+			logf("browser exception: %s", msg)
+		case *cdruntime.EventConsoleAPICalled:
+			var parts []string
+			for _, a := range ev.Args {
+				parts = append(parts, strings.Trim(string(a.Value), `"`))
+			}
+			// Go's wasm runtime prints a panic through console.log.
+			if msg := strings.Join(parts, " "); ev.Type == cdruntime.ConsoleAPICalledTypeError || strings.Contains(msg, "panic") {
+				logf("browser console %s: %s", ev.Type, msg)
+			}
+		}
+	}); err != nil {
+		t.Fatalf("listen to the page: %v", err)
 	}
 	return ctx
 }

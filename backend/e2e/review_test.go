@@ -235,6 +235,12 @@ func TestReview_ClassManagement(t *testing.T) {
 		t.Fatalf("after delete: version %d (was %d), stain pixel %d, scratch pixel %d", rep.Version, v, m.Pix[30*m.W+40], m.Pix[50*m.W+60])
 	}
 	waitJS(t, ctx, 10*time.Second, "the pixels gone from the canvas", testid("editor-canvas")+`.getContext('2d').getImageData(40, 30, 1, 1).data[3] === 0`)
+	// The editor follows the server's new version, so the next stroke saves without a conflict.
+	waitJS(t, ctx, 10*time.Second, "the editor at the rewritten version", fmt.Sprintf(`+%s.dataset.version === %d`, testid("save-status"), rep.Version))
+	drag(t, ctx, line(20, 110, 100, 110, 6))
+	if nv := waitSavedAfter(t, ctx, rep.Version); nv != rep.Version+1 {
+		t.Fatalf("the stroke after the delete saved version %d, want %d", nv, rep.Version+1)
+	}
 }
 
 // TestReview_ImageDisplay: brightness, contrast and gamma change only the image's display, are kept per
