@@ -160,7 +160,7 @@ func (s *Studio) openImage(ctx app.Context, ds, img string) {
 				errM = fmt.Errorf("mask is %dx%d, reply says %dx%d", lbl.W, lbl.H, m.Width, m.Height)
 			}
 		}
-		ctx.Dispatch(func(ctx app.Context) {
+		s.mctx.Dispatch(func(ctx app.Context) {
 			if s.ed != ed {
 				return
 			}
@@ -487,7 +487,7 @@ func (s *Studio) saveEditor(ctx app.Context, ed *editorState) {
 	ctx.Async(func() {
 		var rep protocol.MaskSavedReply
 		err := request(protocol.TypeMaskSave, req, &rep)
-		ctx.Dispatch(func(ctx app.Context) {
+		s.mctx.Dispatch(func(ctx app.Context) {
 			ed.saving = false
 			if err != nil {
 				ed.status, ed.saveErr, ed.dirty = statusFailed, err.Error(), true
@@ -552,7 +552,7 @@ func (s *Studio) reloadMask(ctx app.Context, ed *editorState, version int) {
 		if err == nil {
 			lbl, err = mask.Decode(m.RLE)
 		}
-		ctx.Dispatch(func(ctx app.Context) {
+		s.mctx.Dispatch(func(ctx app.Context) {
 			if s.ed != ed {
 				return
 			}
@@ -657,7 +657,7 @@ func (s *Studio) createClass(ctx app.Context) {
 	ctx.Async(func() {
 		var rep protocol.ClassesReply
 		err := request(protocol.TypeClassCreate, req, &rep)
-		ctx.Dispatch(func(ctx app.Context) {
+		s.mctx.Dispatch(func(ctx app.Context) {
 			if err != nil {
 				ed.classErr = fmt.Sprintf("creating class %q: %v", name, err)
 				return
@@ -685,7 +685,7 @@ func (s *Studio) createDefaultClass(ctx app.Context, ed *editorState) {
 	ctx.Async(func() {
 		var rep protocol.ClassesReply
 		err := request(protocol.TypeClassCreate, req, &rep)
-		ctx.Dispatch(func(ctx app.Context) {
+		s.mctx.Dispatch(func(ctx app.Context) {
 			ed.saving = false
 			if err == nil && len(rep.Classes) == 0 {
 				err = fmt.Errorf("the server created no class")
@@ -716,7 +716,7 @@ func (s *Studio) loadHistory(ctx app.Context) {
 	ctx.Async(func() {
 		var rep protocol.MaskVersionsReply
 		err := request(protocol.TypeMaskHistory, protocol.MaskGetRequest{Dataset: ed.dataset, Image: ed.image}, &rep)
-		ctx.Dispatch(func(ctx app.Context) {
+		s.mctx.Dispatch(func(ctx app.Context) {
 			if err != nil {
 				s.err = fmt.Sprintf("loading history of %s: %v", ed.image, err)
 				return
@@ -731,7 +731,7 @@ func (s *Studio) revert(ctx app.Context, version int) {
 	ctx.Async(func() {
 		var rep protocol.MaskSavedReply
 		err := request(protocol.TypeMaskRevert, protocol.MaskRevertRequest{Dataset: ed.dataset, Image: ed.image, Version: version}, &rep)
-		ctx.Dispatch(func(ctx app.Context) {
+		s.mctx.Dispatch(func(ctx app.Context) {
 			if err != nil {
 				s.err = fmt.Sprintf("reverting %s to version %d: %v", ed.image, version, err)
 				return

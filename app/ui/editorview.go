@@ -3,8 +3,11 @@ package ui
 import (
 	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/maxence-charriere/go-app/v10/pkg/app"
+
+	"github.com/rdre-studio/studio/shared/protocol"
 )
 
 // shortcuts is the help overlay's content; keep it in step with onKeyDown.
@@ -202,15 +205,30 @@ func (s *Studio) renderEditor() app.UI {
 					exportLink(ed.dataset, "Export"),
 				),
 				app.If(ed.showHistory, func() app.UI {
+					// One entry per sitting (autosave stores every stroke); its versions unfold on demand.
+					groups := groupHistory(ed.history)
+					now := time.Now()
+					revert := func(v protocol.MaskVersion, label string) app.UI {
+						if v.Version == ed.version {
+							return app.Span().Class("muted").Text(" (shown)")
+						}
+						return app.Button().Class("link").Attr("data-testid", "history-revert").Attr("data-version", v.Version).Text(label).
+							OnClick(func(ctx app.Context, e app.Event) { s.revert(ctx, v.Version) })
+					}
 					return app.Ol().Class("history").Attr("data-testid", "history-list").Body(
-						app.Range(ed.history).Slice(func(i int) app.UI {
-							v := ed.history[len(ed.history)-1-i]
-							return app.Li().Body(
-								app.Span().Text(fmt.Sprintf("v%d · %d px · %s", v.Version, v.Pixels, v.SavedAt)),
-								app.If(v.Version != ed.version, func() app.UI {
-									return app.Button().Class("link").Text("revert").OnClick(func(ctx app.Context, e app.Event) { s.revert(ctx, v.Version) })
-								}),
-							)
+						app.Range(groups).Slice(func(i int) app.UI {
+							g := groups[i]
+							head := []app.UI{app.Span().Attr("data-testid", "history-group").Text(g.label(now)), revert(g.last(), "revert")}
+							if len(g.Versions) == 1 {
+								return app.Li().Body(head...)
+							}
+							return app.Li().Body(app.Details().Body(
+								app.Summary().Body(head...),
+								app.Ul().Body(app.Range(g.Versions).Slice(func(j int) app.UI {
+									v := g.Versions[j]
+									return app.Li().Body(app.Span().Text(fmt.Sprintf("v%d · %d px", v.Version, v.Pixels)), revert(v, "revert"))
+								})),
+							))
 						}),
 					)
 				}),

@@ -50,7 +50,7 @@ func (s *Studio) loadModels(ctx app.Context) {
 	ctx.Async(func() {
 		var rep protocol.ModelsReply
 		err := request(protocol.TypeModelsList, nil, &rep)
-		ctx.Dispatch(func(ctx app.Context) {
+		s.mctx.Dispatch(func(ctx app.Context) {
 			var se *ServerError
 			switch {
 			case errors.As(err, &se) && se.Code == protocol.CodeUnknown:
@@ -113,7 +113,7 @@ func (s *Studio) startEvaluation(ctx app.Context) {
 	ctx.Async(func() {
 		var info protocol.JobInfo
 		err := request(protocol.TypeJobStart, req, &info)
-		ctx.Dispatch(func(ctx app.Context) {
+		s.mctx.Dispatch(func(ctx app.Context) {
 			s.starting = false
 			if err != nil {
 				s.evalErr = fmt.Sprintf("starting the evaluation: %v", err)
@@ -137,7 +137,7 @@ func (s *Studio) cancelEvaluation(ctx app.Context, job string) {
 	ctx.Async(func() {
 		var info protocol.JobInfo
 		err := request(protocol.TypeJobCancel, protocol.JobRef{Job: job}, &info)
-		ctx.Dispatch(func(ctx app.Context) {
+		s.mctx.Dispatch(func(ctx app.Context) {
 			s.cancelling = ""
 			if err != nil {
 				s.evalErr = fmt.Sprintf("cancelling job %s: %v", job, err)

@@ -97,7 +97,7 @@ func (s *Studio) loadJobs(ctx app.Context) {
 	ctx.Async(func() {
 		var rep protocol.JobsReply
 		err := request(protocol.TypeJobsList, nil, &rep)
-		ctx.Dispatch(func(ctx app.Context) {
+		s.mctx.Dispatch(func(ctx app.Context) {
 			if s.dsID != ds {
 				return
 			}
@@ -127,7 +127,7 @@ func (s *Studio) loadScores(ctx app.Context) {
 	ctx.Async(func() {
 		var st protocol.JobState
 		err := request(protocol.TypeJobGet, protocol.JobRef{Job: job}, &st)
-		ctx.Dispatch(func(ctx app.Context) {
+		s.mctx.Dispatch(func(ctx app.Context) {
 			if err != nil {
 				if s.jobID == job {
 					s.err = fmt.Sprintf("loading scores of job %s: %v", job, err)

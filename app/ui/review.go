@@ -149,7 +149,7 @@ func (s *Studio) loadReviews(ctx app.Context, ds string) {
 	ctx.Async(func() {
 		var rep protocol.ReviewsReply
 		err := request(protocol.TypeReviewsList, protocol.ReviewsListRequest{Dataset: ds}, &rep)
-		ctx.Dispatch(func(ctx app.Context) {
+		s.mctx.Dispatch(func(ctx app.Context) {
 			if err != nil {
 				s.reviewsDS = ""
 				s.err = fmt.Sprintf("loading review states of %s: %v", ds, err)
@@ -170,7 +170,7 @@ func (s *Studio) loadReviewSummary(ctx app.Context) {
 	ctx.Async(func() {
 		var rep protocol.ReviewSummaryReply
 		err := request(protocol.TypeReviewSummary, nil, &rep)
-		ctx.Dispatch(func(ctx app.Context) {
+		s.mctx.Dispatch(func(ctx app.Context) {
 			if err != nil {
 				s.err = fmt.Sprintf("loading review counts: %v", err)
 				return
@@ -268,7 +268,7 @@ func (s *Studio) toggleNoDefect(ctx app.Context) {
 	ctx.Async(func() {
 		var rep protocol.Review
 		err := request(protocol.TypeReviewSet, req, &rep)
-		ctx.Dispatch(func(ctx app.Context) {
+		s.mctx.Dispatch(func(ctx app.Context) {
 			if err != nil {
 				ed.reviewErr = fmt.Sprintf("marking %s %s: %v", req.Image, reviewLabel(next), err)
 				return
@@ -427,7 +427,7 @@ func (s *Studio) updateClass(ctx app.Context, idx int, name, color string) {
 	ctx.Async(func() {
 		var rep protocol.ClassesReply
 		err := request(protocol.TypeClassUpdate, req, &rep)
-		ctx.Dispatch(func(ctx app.Context) {
+		s.mctx.Dispatch(func(ctx app.Context) {
 			if err != nil {
 				ed.classErr = fmt.Sprintf("changing class %d: %v", idx, err)
 				return

@@ -60,6 +60,9 @@ const (
 type Studio struct {
 	app.Compo
 
+	// mctx is the page's own context. Every reply of an asynchronous request is dispatched through it:
+	// go-app drops a dispatch whose source element was unmounted meanwhile (a confirm button that
+	// closed, a panel that re-rendered), and the reply would be lost.
 	mctx      app.Context
 	mounted   bool
 	connected bool
@@ -135,7 +138,7 @@ func (s *Studio) OnMount(ctx app.Context) {
 	installWatchdog()
 	c := wsClient()
 	c.OnConnect(func(up bool) {
-		ctx.Dispatch(func(ctx app.Context) {
+		s.mctx.Dispatch(func(ctx app.Context) {
 			s.connected = up
 			if up {
 				s.reloadAfterConnect(ctx)
@@ -143,7 +146,7 @@ func (s *Studio) OnMount(ctx app.Context) {
 		})
 	})
 	c.OnPush(func(env protocol.Envelope) {
-		ctx.Dispatch(func(ctx app.Context) { s.onPush(ctx, env) })
+		s.mctx.Dispatch(func(ctx app.Context) { s.onPush(ctx, env) })
 	})
 	s.installListeners(ctx)
 }
@@ -283,7 +286,7 @@ func (s *Studio) load(ctx app.Context) {
 		ctx.Async(func() {
 			var rep protocol.DatasetsReply
 			err := request(protocol.TypeDatasetsList, nil, &rep)
-			ctx.Dispatch(func(ctx app.Context) {
+			s.mctx.Dispatch(func(ctx app.Context) {
 				if err != nil {
 					s.err = fmt.Sprintf("loading datasets: %v", err)
 					return
@@ -298,7 +301,7 @@ func (s *Studio) load(ctx app.Context) {
 		ctx.Async(func() {
 			var rep protocol.ImagesReply
 			err := request(protocol.TypeImagesList, protocol.ImagesListRequest{Dataset: ds}, &rep)
-			ctx.Dispatch(func(ctx app.Context) {
+			s.mctx.Dispatch(func(ctx app.Context) {
 				s.loading = false
 				if err != nil {
 					s.err = fmt.Sprintf("loading images of %s: %v", ds, err)

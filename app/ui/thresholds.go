@@ -358,7 +358,7 @@ func (s *Studio) calibrate(ctx app.Context, job protocol.JobInfo, tp *thresholdP
 		defer cancel()
 		var c protocol.Calibration
 		err := wsClient().Request(cctx, protocol.TypeModelCalibrate, req, &c)
-		ctx.Dispatch(func(ctx app.Context) {
+		s.mctx.Dispatch(func(ctx app.Context) {
 			tp.running = false
 			if err != nil {
 				tp.err = "calibration failed: " + err.Error()

@@ -151,7 +151,7 @@ func (p *TrainPanel) load(ctx app.Context) {
 	ctx.Async(func() {
 		var rep protocol.TrainListReply
 		err := trainRequest(protocol.TypeTrainList, protocol.TrainListRequest{Dataset: ds}, &rep)
-		ctx.Dispatch(func(ctx app.Context) {
+		p.ctx.Dispatch(func(ctx app.Context) {
 			var se *ServerError
 			switch {
 			case err != nil && errors.As(err, &se) && se.Code == protocol.CodeUnknown:
@@ -296,7 +296,7 @@ func (p *TrainPanel) start(ctx app.Context) {
 	ctx.Async(func() {
 		var info protocol.TrainInfo
 		err := trainRequest(protocol.TypeTrainStart, req, &info)
-		ctx.Dispatch(func(ctx app.Context) {
+		p.ctx.Dispatch(func(ctx app.Context) {
 			p.starting = false
 			if err != nil {
 				p.err = fmt.Sprintf("starting the training: %v", err)
@@ -316,7 +316,7 @@ func (p *TrainPanel) act(ctx app.Context, typ, run string) {
 	ctx.Async(func() {
 		var info protocol.TrainInfo
 		err := trainRequest(typ, protocol.TrainRef{Run: run}, &info)
-		ctx.Dispatch(func(ctx app.Context) {
+		p.ctx.Dispatch(func(ctx app.Context) {
 			p.acting = ""
 			if err != nil {
 				p.err = fmt.Sprintf("%s: %v", typ, err)

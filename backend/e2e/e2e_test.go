@@ -305,11 +305,13 @@ func TestEditor_Tools(t *testing.T) {
 
 	t.Run("history_revert", func(t *testing.T) {
 		clickTestID(t, ctx, "history")
-		waitJS(t, ctx, 10*time.Second, "the version list", fmt.Sprintf(`document.querySelectorAll('[data-testid=history-list] li').length === %d`, v))
+		// Every version of this sitting is one entry ("v1–vN · N saves"), its versions inside.
+		waitJS(t, ctx, 10*time.Second, "the version list", fmt.Sprintf(`(() => { const g = [...document.querySelectorAll('[data-testid=history-group]')];
+			return g.length === 1 && g[0].textContent.startsWith('v1–v%d · %d saves'); })()`, v, v))
 		var v1 protocol.MaskReply
 		ws.request(t, protocol.TypeMaskGet, protocol.MaskGetRequest{Dataset: ds.ID, Image: img, Version: 1}, &v1)
-		// The list is newest first, so version 1 is the last entry.
-		run(t, ctx, chromedp.Click(chromedp.CSS(`[data-testid=history-list] li:last-child button`), chromedp.NodeVisible))
+		eval[chromedp.Void](t, ctx, `document.querySelector('[data-testid=history-list] details').open = true`)
+		run(t, ctx, chromedp.Click(chromedp.CSS(`[data-testid=history-revert][data-version="1"]`), chromedp.NodeVisible))
 		v = waitSavedAfter(t, ctx, v)
 		m, rep := ws.mask(t, ds.ID, img)
 		if rep.Version != v || string(m.Encode()) != string(v1.RLE) {
