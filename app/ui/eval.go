@@ -66,10 +66,7 @@ func (s *Studio) loadModels(ctx app.Context) {
 					s.modelsState = modelsNone
 				}
 				if s.modelSel == "" || s.model(s.modelSel) == nil {
-					s.modelSel = ""
-					if len(rep.Models) > 0 {
-						s.modelSel = rep.Models[0].SHA256
-					}
+					s.modelSel = defaultModel(rep.Models, s.dsID)
 				}
 			}
 		})
@@ -469,10 +466,28 @@ func (s *Studio) renderReports(job string) app.UI {
 				),
 			),
 			app.If(s.compareSel != "", func() app.UI {
+				// The job chosen to compare with is the baseline A, this job is B: Δ = B − A is what this
+				// job gained over it (an improvement shows as a positive number).
 				return app.A().Class("button").Attr("data-testid", "report-compare").
-					Href(reportURL(job, "html", s.compareSel, false)).Target("_blank").Rel("noopener").Text("Comparison")
+					Href(reportURL(s.compareSel, "html", job, false)).Target("_blank").Rel("noopener").Text("Comparison")
 			}),
 		)
 	}
 	return app.Div().Class("row reports").Attr("data-testid", "reports").Body(links...)
+}
+
+// defaultModel is the model a page offers first: the newest one trained on this dataset (a user who
+// trained one wants to evaluate it, not the demo model), else the first in the list.
+func defaultModel(models []protocol.ModelInfo, dataset string) string {
+	best := ""
+	newest := ""
+	for _, m := range models {
+		if _, ok := m.TrainedOn[dataset]; ok && m.Training >= newest {
+			best, newest = m.SHA256, m.Training
+		}
+	}
+	if best == "" && len(models) > 0 {
+		best = models[0].SHA256
+	}
+	return best
 }

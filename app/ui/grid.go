@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"sort"
+	"time"
 
 	"github.com/maxence-charriere/go-app/v10/pkg/app"
 
@@ -95,7 +96,8 @@ func (s *Studio) renderGrid() app.UI {
 							if name == "" {
 								name = j.Model
 							}
-							return option(j.ID, fmt.Sprintf("%s · %s · %s", name, j.Split, j.State), s.jobID)
+							created, _ := time.Parse(time.RFC3339, j.Created)
+							return option(j.ID, fmt.Sprintf("%s · %s · %s · %s", name, j.Split, j.State, humanTime(created, time.Now())), s.jobID)
 						}),
 					),
 				)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"net/url"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -134,17 +135,6 @@ func histogram(pts []opPoint, n, p float64, bins int) (lo, hi float64, normal, a
 	return lo, hi, normal, anomalous
 }
 
-// nearest returns the index of the point whose threshold is closest to t.
-func nearest(pts []opPoint, t float64) int {
-	best := 0
-	for i, q := range pts {
-		if math.Abs(q.Threshold-t) < math.Abs(pts[best].Threshold-t) {
-			best = i
-		}
-	}
-	return best
-}
-
 // histogramSVG draws the two distributions and vertical lines at the marked thresholds.
 func histogramSVG(testid string, lo, hi float64, normal, anomalous []float64, marks []thrMark) string {
 	const w, h = 360.0, 110.0
@@ -236,14 +226,22 @@ func (s *Studio) renderThresholds(lj *liveJob) app.UI {
 	return app.Div().Class("thresholds").Attr("data-testid", "thresholds").Body(body...)
 }
 
+// defaultIndex is the operating point of the calibrated threshold, else of the F1-max one.
 func defaultIndex(pts []opPoint, calibrated, f1 *float64) int {
 	switch {
 	case calibrated != nil:
-		return nearest(pts, *calibrated)
+		return pointOf(pts, *calibrated)
 	case f1 != nil:
-		return nearest(pts, *f1)
+		return pointOf(pts, *f1)
 	}
 	return len(pts) / 2
+}
+
+// pointOf is the operating point that threshold t gives: the lowest point at or above t (everything
+// scoring >= t is exactly what scores >= that point), or the highest point when t is above them all.
+func pointOf(pts []opPoint, t float64) int {
+	k := sort.Search(len(pts), func(i int) bool { return pts[i].Threshold >= t })
+	return min(k, len(pts)-1)
 }
 
 // renderOperating is one histogram with its slider and the numbers at the chosen threshold.
@@ -264,7 +262,7 @@ func (s *Studio) renderOperating(kind, title string, pts []opPoint, n, p float64
 			return nil
 		}
 		return app.Button().Class("link").Attr("data-testid", testid).Text(fmt.Sprintf("%s %.4g", label, *v)).
-			OnClick(func(ctx app.Context, e app.Event) { *idx = nearest(pts, *v) })
+			OnClick(func(ctx app.Context, e app.Event) { *idx = pointOf(pts, *v) })
 	}
 	return app.Div().Class("operating").Attr("data-testid", "op-"+kind).Body(
 		app.P().Body(app.Strong().Text(title), app.Span().Class("muted").Text(fmt.Sprintf(
@@ -303,6 +301,15 @@ func (s *Studio) renderCalibration(lj *liveJob, tp *thresholdPanel) app.UI {
 		cal = tp.calibrated
 	}
 	var summary app.UI = app.Span().Class("muted").Attr("data-testid", "calibration").Text("not calibrated on normal images: SegF1 and the editor use the F1-max threshold")
+	px, hasPx := m.Thresholds[protocol.ThresholdPixelNormal]
+	if cal == nil && hasPx {
+		// Thresholds that training calibrated on its held-out normal images (no workspace record).
+		txt := fmt.Sprintf("Calibrated by its training run %s on held-out normal images: pixel %.4g", m.Training, px)
+		if im, ok := m.Thresholds[protocol.ThresholdImageNormal]; ok {
+			txt += fmt.Sprintf(", image %.4g", im)
+		}
+		summary = app.Span().Attr("data-testid", "calibration").Attr("data-id", "training:"+m.Training).Text(txt + ". Evaluations compute SegF1 at it.")
+	}
 	if cal != nil {
 		parts := []string{}
 		if cal.Pixel != nil {
@@ -314,12 +321,23 @@ func (s *Studio) renderCalibration(lj *liveJob, tp *thresholdPanel) app.UI {
 		summary = app.Span().Attr("data-testid", "calibration").Attr("data-id", cal.ID).Text(fmt.Sprintf("Calibrated on %d good %s images of %s, %s: %s. Evaluations started from now on compute SegF1 at it.",
 			cal.Images, cal.Split, cal.Dataset, cal.Created, strings.Join(parts, "; ")))
 	}
-	d := s.dataset(s.dsID)
-	hasVal := false
-	if d != nil {
-		for _, sp := range d.Splits {
-			hasVal = hasVal || sp == protocol.SplitValidation
+	var splits []string
+	if d := s.dataset(s.dsID); d != nil {
+		for _, sp := range []string{protocol.SplitValidation, protocol.SplitTrain} {
+			if slices.Contains(d.Splits, sp) {
+				splits = append(splits, sp)
+			}
 		}
+	}
+	if len(splits) == 0 {
+		return app.Div().Class("calibrate").Body(
+			app.P().Body(summary),
+			app.P().Class("muted").Attr("data-testid", "calibrate-unavailable").Text("This dataset has no validation or train split: every image is a test image, "+
+				"and thresholds must not come from the test set. Train a model here (it holds out normal images to calibrate on), or calibrate on another folder of defect-free images with rdre calibrate."),
+		)
+	}
+	if !slices.Contains(splits, tp.split) {
+		tp.split = splits[0]
 	}
 	return app.Div().Class("calibrate").Body(
 		app.P().Body(summary),
@@ -327,8 +345,7 @@ func (s *Studio) renderCalibration(lj *liveJob, tp *thresholdPanel) app.UI {
 			app.Label().Title("Defect-free images that are not the test set").Body(
 				app.Text("Calibrate on the good images of "),
 				app.Select().Attr("data-testid", "calibrate-split").OnChange(func(ctx app.Context, e app.Event) { tp.split = selectValue(ctx) }).Body(
-					app.If(hasVal, func() app.UI { return option(protocol.SplitValidation, "validation", tp.split) }),
-					option(protocol.SplitTrain, "train", tp.split),
+					app.Range(splits).Slice(func(i int) app.UI { return option(splits[i], splits[i], tp.split) }),
 				),
 			),
 			app.Label().Title("mean-kstd:K (mean + K std of normal pixels), pixel-fpr:Q, image-fpr:Q").Body(

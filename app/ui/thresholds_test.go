@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/rdre-studio/studio/shared/metrics"
+	"github.com/rdre-studio/studio/shared/protocol"
 )
 
 func TestImagePoints_Ties_ExactCounts(t *testing.T) {
@@ -59,7 +60,26 @@ func TestPixelPoints_FromROC_CountsAndHistogram(t *testing.T) {
 	if !strings.Contains(svg, `data-mark="chosen"`) || strings.Contains(svg, "outside") || strings.Count(svg, "<rect") != 16 {
 		t.Fatalf("svg: %s", svg)
 	}
-	if nearest(pts, 0.58) != 2 {
-		t.Fatalf("nearest point to 0.58: %d", nearest(pts, 0.58))
+	// Threshold 0.58 calls anomalous exactly what 0.6 does; above every point, the top one stands.
+	if pointOf(pts, 0.58) != 2 || pointOf(pts, 0.6) != 2 || pointOf(pts, 5) != 3 || pointOf(pts, -1) != 0 {
+		t.Fatalf("operating points of 0.58, 0.6, 5, -1: %d %d %d %d", pointOf(pts, 0.58), pointOf(pts, 0.6), pointOf(pts, 5), pointOf(pts, -1))
+	}
+}
+
+func TestDefaultModel_PrefersNewestTrainedHere(t *testing.T) {
+	ms := []protocol.ModelInfo{
+		{SHA256: "demo"},
+		{SHA256: "old", Training: "20261201-010000-a", TrainedOn: map[string][]string{"ds": {"x"}}},
+		{SHA256: "new", Training: "20261201-020000-b", TrainedOn: map[string][]string{"ds": {"y"}}},
+		{SHA256: "other", Training: "20261201-030000-c", TrainedOn: map[string][]string{"elsewhere": {"z"}}},
+	}
+	if got := defaultModel(ms, "ds"); got != "new" {
+		t.Fatalf("default model for ds: %s, want the newest trained on it", got)
+	}
+	if got := defaultModel(ms, "fresh"); got != "demo" {
+		t.Fatalf("default model for a dataset nothing trained on: %s, want the first", got)
+	}
+	if got := defaultModel(nil, "ds"); got != "" {
+		t.Fatalf("no models: %q", got)
 	}
 }

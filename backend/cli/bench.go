@@ -61,7 +61,7 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 	python := fs.String("python", "/usr/bin/python3", "Python with torch for the PyTorch side")
 	script := fs.String("torch-script", "", "path of models/bench_torch.py (default: found next to the binary or in the working tree)")
 	jsonOut := fs.Bool("json", false, "print the results as one JSON object instead of text")
-	images := fs.String("images", "", "dataset folder: instead of timing the network, time the image path side by side: `rdre infer` on its test split against python3 -m models.predict (the same model in the same ONNX Runtime library), then cold and warm thumbnails of its train and test images")
+	images := fs.String("images", "", "dataset folder: instead of timing the network, time the image path side by side: 'rdre infer' on its test split against python3 -m models.predict (the same model in the same ONNX Runtime library), then cold and warm thumbnails of its train and test images")
 	rounds := fs.Int("rounds", 3, "--images: runs of each side (medians are reported)")
 	baseline := fs.String("baseline", "", "--images: another rdre binary (an older build) to time beside this one")
 	thumbSize := fs.Int("thumb-size", 256, "--images: thumbnail size")

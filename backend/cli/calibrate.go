@@ -31,7 +31,7 @@ func init() {
 func runCalibrate(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("calibrate", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	maps := fs.String("maps", "", "folder of the split's maps named by image key (KIND/STEM.npy or .tiff), as `rdre infer --split validation --out DIR` writes them (required)")
+	maps := fs.String("maps", "", "folder of the split's maps named by image key (KIND/STEM.npy or .tiff), as 'rdre infer --split validation --out DIR' writes them (required)")
 	data := fs.String("data", "", "the dataset (required)")
 	split := fs.String("split", protocol.SplitValidation, "the split of defect-free images to calibrate on: validation or train (never a test split)")
 	category := fs.String("category", "", "the category to calibrate, when the dataset holds several")

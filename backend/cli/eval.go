@@ -66,7 +66,7 @@ func runEval(args []string, stdout, stderr io.Writer) int {
 	}
 	fs := flag.NewFlagSet("eval", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	maps := fs.String("maps", "", "folder of maps named by image key: KIND/STEM.npy or .tiff (CATEGORY/KIND/STEM when the dataset has several categories), as `rdre infer` writes them")
+	maps := fs.String("maps", "", "folder of maps named by image key: KIND/STEM.npy or .tiff (CATEGORY/KIND/STEM when the dataset has several categories), as 'rdre infer' writes them")
 	gt := fs.String("gt", "", "the dataset (any layout below): its test images, labels and masks")
 	scores := fs.String("scores", "", `optional JSON file {"KIND/STEM": score} with the image scores (default: max of each map)`)
 	layout := fs.String("layout", "", "force the dataset layout (default: detect); one of "+strings.Join(dataset.LayoutNames(), ", "))
@@ -82,8 +82,8 @@ func runEval(args []string, stdout, stderr io.Writer) int {
 		threshold = &t
 		return nil
 	})
-	thresholds := fs.String("thresholds", "", "thresholds file of `rdre calibrate`: its pixel threshold for SegF1, its image threshold for image F1/TPR/FPR")
-	stateOut := fs.String("state-out", "", "also write the exact metric state of the evaluated images to FILE, for `rdre eval merge` (e.g. one per --shard, on several machines)")
+	thresholds := fs.String("thresholds", "", "thresholds file of 'rdre calibrate': its pixel threshold for SegF1, its image threshold for image F1/TPR/FPR")
+	stateOut := fs.String("state-out", "", "also write the exact metric state of the evaluated images to FILE, for 'rdre eval merge' (e.g. one per --shard, on several machines)")
 	shardFlag := fs.String("shard", "", "evaluate part I/N of the split's images (contiguous in key order), e.g. 0/2 and 1/2, each with --state-out, then rdre eval merge")
 	budget := fs.Int64("histogram-budget", metrics.DefaultBudget, "histogram entries the evaluation may hold (16 bytes each) to keep maps with few distinct values in constant memory; maps with more are sorted in a streamed pass instead (4 bytes per pixel); 0 always sorts")
 	detail := fs.Bool("detail", false, "add curves, per-defect-type and per-region-size metrics and the per-image table (per-image pixel AP, region coverage); costs about twice the time")

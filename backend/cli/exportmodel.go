@@ -30,7 +30,7 @@ func runExportModel(args []string, stdout, stderr io.Writer) int {
 	kind := fs.String("instance-kind", "", "--triton: instance group kind, cpu or gpu (default: Triton's choice, the GPUs when there are any)")
 	instances := fs.Int("instances", 1, "--triton: instances of the model with --instance-kind")
 	ortLib := fs.String("ort-lib", "", "path of libonnxruntime.so.1 (default $"+inference.EnvLibrary+", then next to the binary)")
-	thresholds := fs.String("thresholds", "", "a thresholds file of `rdre calibrate`: write its thresholds (pixel_normal, image_normal) and provenance into the model's metadata, in a copy at --out")
+	thresholds := fs.String("thresholds", "", "a thresholds file of 'rdre calibrate': write its thresholds (pixel_normal, image_normal) and provenance into the model's metadata, in a copy at --out")
 	out := fs.String("out", "", "--thresholds: the ONNX file to write (graph and weights unchanged)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: rdre export-model --model FILE.onnx (--triton DIR [--name NAME] [--max-batch 8] [--instance-kind cpu|gpu] | --sidecar | --thresholds FILE --out NEW.onnx)")

@@ -39,7 +39,7 @@ func runInfer(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	model := fs.String("model", "", "ONNX model file (this or --model-url is required)")
 	remote := addRemoteFlags(fs) // --model-url (remote.go)
-	data := fs.String("data", "", "the dataset, any layout of `rdre eval -h` (required)")
+	data := fs.String("data", "", "the dataset, any layout of 'rdre eval -h' (required)")
 	split := fs.String("split", "test", "the split to run: train, validation, test, test_private, test_private_mixed")
 	layout := fs.String("layout", "", "force the dataset layout (default: detect); one of "+strings.Join(dataset.LayoutNames(), ", "))
 	out := fs.String("out", "", "output folder: OUT/KEY.npy (float32, image resolution; KEY is KIND/STEM, or CATEGORY/KIND/STEM for several categories) and OUT/scores.json (required)")

@@ -127,7 +127,7 @@ func runReport(args []string, stdout, stderr io.Writer) int {
 	job := fs.String("job", "", "job ID (required)")
 	out := fs.String("out", "", "output file; the format follows the extension: .html, .json, .csv, .md (required)")
 	compare := fs.String("compare", "", "a second job ID: write the two side by side (HTML or Markdown)")
-	bench := fs.String("bench", "", "output of `rdre bench --json` for the same model: adds latency and throughput to the efficiency section")
+	bench := fs.String("bench", "", "output of 'rdre bench --json' for the same model: adds latency and throughput to the efficiency section")
 	noiseJobs := fs.String("noise-jobs", "", "comma-separated job IDs of the same model with input noise: adds the robustness section")
 	gallery := fs.Int("gallery", 6, "number of worst false positives and of worst missed defects shown")
 	if err := fs.Parse(args); err != nil {

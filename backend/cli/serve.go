@@ -48,7 +48,7 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var data, models listFlag
-	fs.Var(&data, "data", "dataset root, any layout of `rdre eval -h` (MVTec AD, AD 2, 3D-AD, LOCO, VisA, BTAD, MPDD, Magnetic-Tile, plain); repeatable")
+	fs.Var(&data, "data", "dataset root, any layout of 'rdre eval -h' (MVTec AD, AD 2, 3D-AD, LOCO, VisA, BTAD, MPDD, Magnetic-Tile, plain); repeatable")
 	layout := fs.String("layout", "", "force the layout of every --data (default: detect each); one of "+strings.Join(dataset.LayoutNames(), ", "))
 	fs.Var(&models, "model", "ONNX model file to offer for evaluation (also served to others over the Open Inference Protocol at /v2/models/NAME, NAME its base name without .onnx); repeatable")
 	remote := addRemoteFlags(fs) // --model-url: models served elsewhere (remote.go)

@@ -31,11 +31,11 @@ func init() {
 func runSubmit(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("submit", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	maps := fs.String("maps", "", "folder of the maps of test_private and test_private_mixed, by image key: DIR/KEY.npy, or DIR/SPLIT/KEY.npy (`rdre infer --split test_private --out DIR/test_private`)")
+	maps := fs.String("maps", "", "folder of the maps of test_private and test_private_mixed, by image key: DIR/KEY.npy, or DIR/SPLIT/KEY.npy ('rdre infer --split test_private --out DIR/test_private')")
 	data := fs.String("data", "", "the MVTec AD 2 dataset (one category or the folder of all)")
 	layout := fs.String("layout", "", "force the dataset layout (default: detect)")
 	var thresholdFiles []string
-	fs.Func("thresholds", "thresholds file of `rdre calibrate` (its pixel threshold binarises the maps); once per category when the dataset has several", func(v string) error {
+	fs.Func("thresholds", "thresholds file of 'rdre calibrate' (its pixel threshold binarises the maps); once per category when the dataset has several", func(v string) error {
 		thresholdFiles = append(thresholdFiles, v)
 		return nil
 	})

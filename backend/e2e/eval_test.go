@@ -379,8 +379,9 @@ func TestUI_Evaluate_StreamsAndReports(t *testing.T) {
 		setInput(t, ctx, "compare-select", job)
 		waitJS(t, ctx, 5*time.Second, "the comparison link", testid("report-compare"))
 		href := eval[string](t, ctx, testid("report-compare")+`.getAttribute('href')`)
-		if !strings.Contains(href, "job="+third) || !strings.Contains(href, "compare="+job) || !strings.Contains(href, "format=html") {
-			t.Fatalf("comparison link %q, want job=%s compare=%s format=html", href, third, job)
+		// The job compared with is the baseline (A), the shown one B: Δ = B − A is what it gained.
+		if !strings.Contains(href, "job="+job) || !strings.Contains(href, "compare="+third) || !strings.Contains(href, "format=html") {
+			t.Fatalf("comparison link %q, want job=%s (baseline) compare=%s format=html", href, job, third)
 		}
 		body, _ := get(t, srv.URL+href)
 		if !strings.Contains(body, "<svg") || !strings.Contains(body, job) || !strings.Contains(body, third) {

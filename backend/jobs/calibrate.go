@@ -75,7 +75,10 @@ func (r *Runner) Calibrate(ctx context.Context, req protocol.CalibrateRequest) (
 		ids = append(ids, im.ID)
 	}
 	if len(ids) == 0 {
-		return zero, fmt.Errorf("dataset %s has no good %s images to calibrate on (%d left out: the model trained on them)", req.Dataset, req.Split, excluded)
+		if excluded > 0 {
+			return zero, fmt.Errorf("dataset %s has no good %s images to calibrate on that the model did not train on (%d left out)", req.Dataset, req.Split, excluded)
+		}
+		return zero, fmt.Errorf("dataset %s has no good %s images to calibrate on", req.Dataset, req.Split)
 	}
 	preds, skipped, err := PredictImages(ctx, me.model, ds, ids, r.opt.Batch)
 	if err != nil {
