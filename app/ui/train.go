@@ -186,7 +186,10 @@ func (p *TrainPanel) onPush(ctx app.Context, env protocol.Envelope) {
 		}
 		info = tp.Run
 		if tp.Log != "" {
-			p.logLine = tp.Log
+			// The trainer's own step lines carry a second, rougher ETA (its last steps only): the
+			// progress line's is the one to read, so that part of the log line is left out.
+			line, _, _ := strings.Cut(tp.Log, " eta ")
+			p.logLine = line
 		}
 	case protocol.TypeTrainDone:
 		if err := decodeLoose(env.Payload, &info); err != nil {

@@ -122,7 +122,7 @@ func TestStagedNames_KeepBaseNamesUnlessStemsCollide(t *testing.T) {
 
 func TestETA_BothStages(t *testing.T) {
 	o := protocol.TrainOptions{Preset: protocol.PresetRDRE, StepsStudent: 100, StepsSeg: 50}
-	if got := eta(o, protocol.StageStudent, 40, 100, map[string]float64{"student": 2}); got != 60*2+50*2 {
+	if got := eta(o, protocol.StageStudent, 40, 100, map[string]float64{"student": 2}); got != 60*2+50*2*segStepShare {
 		t.Fatalf("student, seg pace unknown: %v", got)
 	}
 	if got := eta(o, protocol.StageStudent, 40, 100, map[string]float64{"student": 2, "seg": 1}); got != 60*2+50 {
