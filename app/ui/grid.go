@@ -3,6 +3,7 @@ package ui
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sort"
 	"time"
 
@@ -199,6 +200,10 @@ func (s *Studio) renderTile(im protocol.ImageInfo) app.UI {
 			app.If(hasScore, func() app.UI {
 				return app.Span().Class("badge score").Attr("data-testid", "tile-score").Text(fmt.Sprintf("%.3f", score))
 			}),
+			app.If(!hasScore && s.excludedByJob(im.ID), func() app.UI {
+				return app.Span().Class("badge").Attr("data-testid", "tile-excluded").
+					Title("The job's model was trained or calibrated on this image, so the evaluation leaves it out").Text("trained on")
+			}),
 		),
 		app.If(hasScore, func() app.UI {
 			return app.Img().Class("tile-heat").Loading("lazy").Alt("anomaly map").
@@ -213,4 +218,12 @@ func splitsOf(d *protocol.DatasetInfo) []string {
 		return []string{protocol.SplitTrain, protocol.SplitTest}
 	}
 	return d.Splits
+}
+
+// excludedByJob reports whether the selected job left the image out because its model learned from it.
+func (s *Studio) excludedByJob(id string) bool {
+	if s.jobID == "" {
+		return false
+	}
+	return slices.Contains(s.liveJobOf(s.jobID).info.Excluded, id)
 }
