@@ -22,6 +22,8 @@ import (
 
 	"golang.org/x/image/bmp"
 	"golang.org/x/image/tiff"
+
+	"github.com/rdre-studio/studio/internal/testalloc"
 )
 
 // DecodeBombsDir holds the decode bombs of issue 12 when the shared cases are mounted.
@@ -138,19 +140,10 @@ func jpegHeaderOnly(w, h uint16, progressive bool) []byte {
 	return b
 }
 
-// allocated returns the bytes f allocates on the heap (all goroutines: run alone).
-func allocated(f func()) uint64 {
-	var a, b runtime.MemStats
-	runtime.ReadMemStats(&a)
-	f()
-	runtime.ReadMemStats(&b)
-	return b.TotalAlloc - a.TotalAlloc
-}
-
 func TestDecode_Bombs(t *testing.T) {
 	for name, b := range bombs(t) {
 		var err error
-		n := allocated(func() { _, _, err = Decode(bytes.NewReader(b)) })
+		n := testalloc.Bytes(func() { _, _, err = Decode(bytes.NewReader(b)) })
 		if !errors.Is(err, ErrUnsupported) {
 			t.Errorf("%s: got %v, want ErrUnsupported", name, err)
 		}
@@ -158,7 +151,7 @@ func TestDecode_Bombs(t *testing.T) {
 			t.Errorf("%s (%d bytes): decoding allocated %d bytes before failing (%v)", name, len(b), n, err)
 		}
 		var cerr error
-		n = allocated(func() { _, _, cerr = DecodeConfig(bytes.NewReader(b)) })
+		n = testalloc.Bytes(func() { _, _, cerr = DecodeConfig(bytes.NewReader(b)) })
 		if cerr == nil && !errors.Is(err, ErrTooLarge) {
 			t.Errorf("%s: DecodeConfig accepted a file Decode refuses for another reason than its size: %v", name, err)
 		}
@@ -187,7 +180,7 @@ func TestDecode_BombFiles(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		n := allocated(func() { _, _, err = Decode(f) })
+		n := testalloc.Bytes(func() { _, _, err = Decode(f) })
 		f.Close()
 		if !errors.Is(err, ErrUnsupported) || n > 1<<20 {
 			t.Errorf("%s: %v after allocating %d bytes", name, err, n)
@@ -280,7 +273,7 @@ func TestDecode_CostBoundsAllocation(t *testing.T) {
 			continue
 		}
 		var img image.Image
-		n := int64(allocated(func() { img, _, err = Decode(bytes.NewReader(s.data)) }))
+		n := int64(testalloc.Bytes(func() { img, _, err = Decode(bytes.NewReader(s.data)) }))
 		if err != nil || img.Bounds().Dx() != 900 || img.Bounds().Dy() != 900 {
 			t.Errorf("%s: %v", s.name, err)
 			continue
@@ -344,7 +337,7 @@ func TestDecode_Truncated(t *testing.T) {
 	for _, s := range samples(t, side, side) {
 		for _, keep := range []int{len(s.data) / 64, len(s.data) / 2, len(s.data) - 1} {
 			var err error
-			n := allocated(func() { _, _, err = Decode(bytes.NewReader(s.data[:keep])) })
+			n := testalloc.Bytes(func() { _, _, err = Decode(bytes.NewReader(s.data[:keep])) })
 			if err == nil && keep < len(s.data)/2 {
 				t.Errorf("%s cut to %d of %d bytes: decoded", s.name, keep, len(s.data))
 			}
@@ -487,7 +480,7 @@ func FuzzDecode(f *testing.F) {
 		src := sizedSource{bytes.NewReader(data), int64(len(data))}
 		var p plan
 		var perr, err error
-		n := int64(allocated(func() {
+		n := int64(testalloc.Bytes(func() {
 			p, perr = inspect(src)
 			_, _, err = Decode(bytes.NewReader(data))
 		}))
@@ -537,7 +530,7 @@ func TestDecode_GoTestdata(t *testing.T) {
 			var p plan
 			var perr, derr error
 			var img image.Image
-			alloc := int64(allocated(func() {
+			alloc := int64(testalloc.Bytes(func() {
 				p, perr = inspect(sizedSource{bytes.NewReader(data), int64(len(data))})
 				img, _, derr = Decode(bytes.NewReader(data))
 			}))

@@ -7,18 +7,10 @@ import (
 	"compress/zlib"
 	"encoding/binary"
 	"errors"
-	"runtime"
 	"testing"
-)
 
-// allocated returns the bytes f allocates on the heap.
-func allocated(f func()) uint64 {
-	var a, b runtime.MemStats
-	runtime.ReadMemStats(&a)
-	f()
-	runtime.ReadMemStats(&b)
-	return b.TotalAlloc - a.TotalAlloc
-}
+	"github.com/rdre-studio/studio/internal/testalloc"
+)
 
 // sharedStripTIFF is a w x h float32 TIFF in one-row Deflate strips whose offsets all point at the same
 // compressed row of zeros: a small file that declares w*h*4 bytes of map.
@@ -67,7 +59,7 @@ func TestReadTIFF_SharedStrips_RefusedBeforeAllocating(t *testing.T) {
 	// 4096 strips of 16 KiB counted from the same ~40 bytes: 64 MiB of map from a 33 KiB file.
 	bomb := sharedStripTIFF(4096, 4096)
 	var rerr error
-	n := allocated(func() { _, rerr = ReadTIFF(bytes.NewReader(bomb)) })
+	n := testalloc.Bytes(func() { _, rerr = ReadTIFF(bytes.NewReader(bomb)) })
 	if !errors.Is(rerr, ErrFormat) {
 		t.Fatalf("%d-byte file declaring a 4096x4096 map in shared strips: err %v, want ErrFormat", len(bomb), rerr)
 	}
@@ -91,7 +83,7 @@ func TestReadTIFF_TilesLargerThanFile_Refused(t *testing.T) {
 		}
 	}
 	var rerr error
-	alloc := allocated(func() { _, rerr = ReadTIFF(bytes.NewReader(big)) })
+	alloc := testalloc.Bytes(func() { _, rerr = ReadTIFF(bytes.NewReader(big)) })
 	if !errors.Is(rerr, ErrFormat) || alloc > 1<<20 {
 		t.Fatalf("1x1 map in an 8192x8192 tile: err %v after %d bytes allocated, want ErrFormat before allocating", rerr, alloc)
 	}

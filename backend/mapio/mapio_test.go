@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/rdre-studio/studio/internal/testalloc"
 )
 
 // fixtureValue is the value gen.py stores at (x, y) of every 5x3 fixture.
@@ -322,7 +324,7 @@ func FuzzReadNPY(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var m Map
 		var err error
-		n := allocated(func() { m, err = ReadNPY(bytes.NewReader(b)) })
+		n := testalloc.Bytes(func() { m, err = ReadNPY(bytes.NewReader(b)) })
 		// .npy is never compressed: reads, values and output stay within a small multiple of the file.
 		if limit := 16*uint64(len(b)) + 1<<20; n > limit {
 			t.Fatalf("%d-byte .npy (err %v) allocated %d bytes, want at most %d", len(b), err, n, limit)
@@ -349,7 +351,7 @@ func FuzzReadTIFF(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var m Map
 		var err error
-		n := allocated(func() { m, err = ReadTIFF(bytes.NewReader(b)) })
+		n := testalloc.Bytes(func() { m, err = ReadTIFF(bytes.NewReader(b)) })
 		if limit := mapAllowance(b); n > limit {
 			t.Fatalf("%d-byte TIFF (err %v) allocated %d bytes, want at most %d", len(b), err, n, limit)
 		}

@@ -10,10 +10,11 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
-	"runtime"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/rdre-studio/studio/internal/testalloc"
 )
 
 // The fixtures are the protocol's documented examples (testdata/README.md names the sources: KServe's
@@ -272,7 +273,7 @@ func TestDecode_HugeShapeDoesNotAllocate(t *testing.T) {
 		if b[1].(bool) {
 			hlen = bytes.LastIndexByte(body, '}') + 1
 		}
-		alloc := allocated(func() {
+		alloc := testalloc.Bytes(func() {
 			if _, err := DecodeInferRequest(body, hlen); err == nil {
 				t.Errorf("accepted %s", body)
 			}
@@ -281,15 +282,6 @@ func TestDecode_HugeShapeDoesNotAllocate(t *testing.T) {
 			t.Errorf("%s: allocated %d bytes", body, alloc)
 		}
 	}
-}
-
-// allocated measures the bytes f allocates.
-func allocated(f func()) uint64 {
-	var a, b runtime.MemStats
-	runtime.ReadMemStats(&a)
-	f()
-	runtime.ReadMemStats(&b)
-	return b.TotalAlloc - a.TotalAlloc
 }
 
 // FuzzDecodeInferRequest: no input makes the decoder panic or allocate more than a bounded multiple of its
@@ -305,7 +297,7 @@ func FuzzDecodeInferRequest(f *testing.F) {
 	f.Fuzz(func(t *testing.T, body []byte, hlen int) {
 		var req *InferRequest
 		var err error
-		alloc := allocated(func() { req, err = DecodeInferRequest(body, hlen) })
+		alloc := testalloc.Bytes(func() { req, err = DecodeInferRequest(body, hlen) })
 		// encoding/json's own work is proportional to the input; nothing may follow a declared size.
 		if limit := uint64(64*len(body) + 256<<10); alloc > limit {
 			t.Fatalf("decoding %d bytes allocated %d (limit %d)", len(body), alloc, limit)

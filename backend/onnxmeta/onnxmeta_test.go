@@ -11,12 +11,12 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
-	"runtime"
 	"testing"
 
 	"github.com/rdre-studio/studio/backend/inference"
 	"github.com/rdre-studio/studio/backend/internal/testenv"
 	"github.com/rdre-studio/studio/backend/onnxmeta"
+	"github.com/rdre-studio/studio/internal/testalloc"
 )
 
 // The demo model's metadata as this package reads it equals ONNX Runtime's reading, and a rewritten
@@ -118,7 +118,7 @@ func FuzzRead(f *testing.F) {
 		var md map[string]string
 		var err error
 		// Metadata is copied out of the file: a few times its size at most, however it is nested.
-		if n := allocated(func() { md, err = onnxmeta.Read(b) }); n > 8*uint64(len(b))+64<<10 {
+		if n := testalloc.Bytes(func() { md, err = onnxmeta.Read(b) }); n > 8*uint64(len(b))+64<<10 {
 			t.Fatalf("%d-byte file allocated %d bytes", len(b), n)
 		}
 		if err != nil {
@@ -134,14 +134,6 @@ func FuzzRead(f *testing.F) {
 			t.Fatalf("after Set: %v (%v), before %v", md2, err, md)
 		}
 	})
-}
-
-func allocated(f func()) uint64 {
-	var a, b runtime.MemStats
-	runtime.ReadMemStats(&a)
-	f()
-	runtime.ReadMemStats(&b)
-	return b.TotalAlloc - a.TotalAlloc
 }
 
 func boolInt(b bool) int {

@@ -5,21 +5,12 @@ package store
 import (
 	"encoding/binary"
 	"math"
-	"runtime"
 	"testing"
 	"time"
 
+	"github.com/rdre-studio/studio/internal/testalloc"
 	"github.com/rdre-studio/studio/shared/mask"
 )
-
-// allocated returns the bytes f allocates on the heap.
-func allocated(f func()) uint64 {
-	var a, b runtime.MemStats
-	runtime.ReadMemStats(&a)
-	f()
-	runtime.ReadMemStats(&b)
-	return b.TotalAlloc - a.TotalAlloc
-}
 
 // decodeMaskRecord is what Mask and RevertMask do with a stored record.
 func decodeMaskRecord(raw []byte) (*mask.Label, error) {
@@ -47,7 +38,7 @@ func FuzzMaskRecord(f *testing.F) {
 		}
 		var got *mask.Label
 		var err error
-		n := allocated(func() { got, err = decodeMaskRecord(raw) })
+		n := testalloc.Bytes(func() { got, err = decodeMaskRecord(raw) })
 		limit := uint64(64*len(raw) + 64<<10)
 		if err == nil {
 			limit += uint64(len(got.Pix))
@@ -99,7 +90,7 @@ func FuzzMapRecord(f *testing.F) {
 			out = 4*(dims[0]*dims[0]+dims[0]*dims[1]+dims[1]*dims[2]) + 24*(dims[1]+dims[2])
 		}
 		var err error
-		n := allocated(func() { _, _, _, err = decodeMapRecord(raw) })
+		n := testalloc.Bytes(func() { _, _, _, err = decodeMapRecord(raw) })
 		limit := uint64(4*len(raw) + 64<<10)
 		if err == nil {
 			limit += out

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"math/rand"
 	"testing"
+
+	"github.com/rdre-studio/studio/internal/testalloc"
 )
 
 func TestLabel_Encode_RoundTrip(t *testing.T) {
@@ -62,14 +64,14 @@ func FuzzDecode(f *testing.F) {
 		if w, h, err := Header(b); err == nil && w*h > 1<<22 {
 			// Well-formed, this decodes to up to 256 MiB: check only that another size is refused cheaply.
 			var err error
-			if n := allocated(func() { _, err = DecodeSize(b, 1, 1) }); n > 4096 || !errors.Is(err, ErrSize) {
+			if n := testalloc.Bytes(func() { _, err = DecodeSize(b, 1, 1) }); n > 4096 || !errors.Is(err, ErrSize) {
 				t.Fatalf("DecodeSize of a %dx%d payload as 1x1: %v after %d bytes", w, h, err, n)
 			}
 			return
 		}
 		var got *Label
 		var err error
-		n := allocated(func() { got, err = Decode(b) })
+		n := testalloc.Bytes(func() { got, err = Decode(b) })
 		limit := uint64(64*len(b) + 64<<10)
 		if err == nil {
 			limit += uint64(len(got.Pix)) + 64

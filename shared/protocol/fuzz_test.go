@@ -1,19 +1,11 @@
 package protocol
 
 import (
-	"runtime"
 	"strings"
 	"testing"
-)
 
-// allocated returns the bytes f allocates on the heap.
-func allocated(f func()) uint64 {
-	var a, b runtime.MemStats
-	runtime.ReadMemStats(&a)
-	f()
-	runtime.ReadMemStats(&b)
-	return b.TotalAlloc - a.TotalAlloc
-}
+	"github.com/rdre-studio/studio/internal/testalloc"
+)
 
 // requests are the payload types a client sends; the server decodes each with DecodePayload.
 func requests() []any {
@@ -45,7 +37,7 @@ func FuzzEnvelope(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, frame []byte) {
-		n := allocated(func() {
+		n := testalloc.Bytes(func() {
 			env, err := Decode(frame)
 			if err != nil {
 				return
