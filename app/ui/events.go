@@ -72,7 +72,15 @@ func (s *Studio) editing(e app.Value) bool {
 }
 
 func (s *Studio) onPointerDown(e app.Value) {
-	if !s.editing(e) || s.smartPointerDown(e) {
+	if !s.editing(e) {
+		return
+	}
+	// Drawing takes the focus from the toolbar: a button that kept it (Clear, say) would otherwise be
+	// pressed by the Enter that closes a polygon.
+	if a := app.Window().Get("document").Get("activeElement"); a.Truthy() && a.Get("blur").Truthy() && !typing(a) {
+		a.Call("blur")
+	}
+	if s.smartPointerDown(e) {
 		return
 	}
 	ed := s.ed

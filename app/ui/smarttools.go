@@ -296,6 +296,15 @@ func (s *Studio) wandClick(ed *editorState, sm *smartSession, p Point, add, subt
 		ed.paint(r)
 		s.changed()
 	}
+	// Say how much the wand took: a region that leaks along an edge outside the zoomed view is
+	// otherwise invisible until the mask is checked.
+	n := regions.Count(sm.spans)
+	x0, y0, x1, y1 := regions.Bounds(sm.spans)
+	msg := fmt.Sprintf("wand: %d px (%.1f %% of the image), %d x %d px box", n, 100*float64(n)/float64(ed.w*ed.h), x1-x0, y1-y0)
+	if float64(n) > 0.1*float64(ed.w*ed.h) {
+		msg += ": a large region, press 0 to see the whole image"
+	}
+	s.setToolMsg(ed, msg)
 }
 
 // setWandTolerance changes the tolerance and regrows the last plain click's region with it, so the

@@ -434,3 +434,27 @@ func TestSmart_Latency1024(t *testing.T) {
 	run(t, ctx, chromedp.KeyEvent("\r"))
 	waitSavedAfter(t, ctx, v)
 }
+
+// TestEditor_EnterAfterClear_ClosesPolygonOnly: a newcomer clicked Clear, drew a polygon and pressed
+// Enter; the focused Clear button took the Enter too and wiped the polygon. Drawing now takes the focus
+// from the toolbar.
+func TestEditor_EnterAfterClear_ClosesPolygonOnly(t *testing.T) {
+	const img = "test/good/000.png"
+	ctx, ws, ds := openSmart(t, img)
+	v := savedVersion(t, ctx)
+	clickTestID(t, ctx, "tool-polygon")
+	clickTestID(t, ctx, "clear") // an empty mask: nothing to save, but the button now has the focus
+	if eval[string](t, ctx, `document.activeElement.dataset.testid || ''`) != "clear" {
+		t.Skip("the browser did not leave the focus on the clicked button; nothing to check")
+	}
+	for _, p := range [][2]float64{{20, 20}, {60, 20}, {60, 60}, {20, 60}} {
+		clickAt(t, ctx, p[0], p[1], 1)
+	}
+	run(t, ctx, chromedp.KeyEvent("\r"))
+	v = waitSavedAfter(t, ctx, v)
+	time.Sleep(500 * time.Millisecond) // a second save (the Clear) would come right after
+	m, rep := ws.mask(t, ds, img)
+	if rep.Version != v || m.Pix[40*m.W+40] == 0 {
+		t.Fatalf("after Enter: version %d (want %d, one save), (40,40) labelled %v (want the polygon)", rep.Version, v, m.Pix[40*m.W+40] != 0)
+	}
+}
