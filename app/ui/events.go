@@ -133,9 +133,13 @@ func (s *Studio) onPointerDown(e app.Value) {
 				return
 			}
 		}
-		if p.X < 0 || p.Y < 0 || p.X > float64(ed.w) || p.Y > float64(ed.h) {
+		// A click just past the border (within 16 screen pixels) puts the vertex on it: defects at a part's
+		// edge need vertices there, and the last image row is hard to hit. Farther out is not a vertex.
+		m := 16 / ed.zoom
+		if p.X < -m || p.Y < -m || p.X > float64(ed.w)+m || p.Y > float64(ed.h)+m {
 			return
 		}
+		p.X, p.Y = min(max(p.X, 0), float64(ed.w)), min(max(p.Y, 0), float64(ed.h))
 		ed.poly = append(ed.poly, p)
 		ed.cursor = p
 		ed.drawPreview()

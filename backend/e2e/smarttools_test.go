@@ -458,3 +458,21 @@ func TestEditor_EnterAfterClear_ClosesPolygonOnly(t *testing.T) {
 		t.Fatalf("after Enter: version %d (want %d, one save), (40,40) labelled %v (want the polygon)", rep.Version, v, m.Pix[40*m.W+40] != 0)
 	}
 }
+
+// TestEditor_PolygonVertexJustOutside_OnTheBorder: a vertex clicked just past the image's edge lands on
+// the edge (a defect at a part's border needs one there); it used to be dropped without a word.
+func TestEditor_PolygonVertexJustOutside_OnTheBorder(t *testing.T) {
+	const img = "test/good/000.png"
+	ctx, ws, ds := openSmart(t, img)
+	v := savedVersion(t, ctx)
+	clickTestID(t, ctx, "tool-polygon")
+	for _, p := range [][2]float64{{-1.5, 20}, {40, 20}, {40, 60}, {-1.5, 60}} {
+		clickAt(t, ctx, p[0], p[1], 1)
+	}
+	run(t, ctx, chromedp.KeyEvent("\r"))
+	waitSavedAfter(t, ctx, v)
+	m, _ := ws.mask(t, ds, img)
+	if m.Pix[40*m.W+0] == 0 || m.Pix[40*m.W+30] == 0 {
+		t.Fatalf("polygon from just outside the left edge: (0,40) labelled %v, (30,40) labelled %v; want both", m.Pix[40*m.W] != 0, m.Pix[40*m.W+30] != 0)
+	}
+}
