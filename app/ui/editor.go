@@ -365,9 +365,9 @@ func (ed *editorState) drawPreview() {
 	if len(ed.poly) == 0 {
 		return
 	}
+	// Edges and vertices drawn dark under light, so they stay visible on bright and dark parts alike;
+	// vertices are handles a user drags, so they are squares of 8 screen pixels.
 	lw := 1.5 / math.Max(ed.zoom, 0.01)
-	p.Set("lineWidth", lw)
-	p.Set("strokeStyle", "#ffd166")
 	p.Set("fillStyle", "rgba(255,209,102,0.25)")
 	p.Call("beginPath")
 	p.Call("moveTo", ed.poly[0].X, ed.poly[0].Y)
@@ -376,11 +376,20 @@ func (ed *editorState) drawPreview() {
 	}
 	p.Call("lineTo", ed.cursor.X, ed.cursor.Y)
 	p.Call("fill")
-	p.Call("stroke")
-	for _, q := range ed.poly {
-		p.Call("beginPath")
-		p.Call("arc", q.X, q.Y, 3*lw, 0, 2*math.Pi)
+	for _, st := range []struct {
+		w     float64
+		color string
+	}{{3 * lw, "rgba(0,0,0,0.75)"}, {lw, "#ffd166"}} {
+		p.Set("lineWidth", st.w)
+		p.Set("strokeStyle", st.color)
 		p.Call("stroke")
+	}
+	h := 4 * lw / 1.5
+	for i, q := range ed.poly {
+		p.Set("fillStyle", "rgba(0,0,0,0.8)")
+		p.Call("fillRect", q.X-h-lw, q.Y-h-lw, 2*(h+lw), 2*(h+lw))
+		p.Set("fillStyle", map[bool]string{true: "#ffd166", false: "#ffffff"}[i == 0]) // the first closes it
+		p.Call("fillRect", q.X-h, q.Y-h, 2*h, 2*h)
 	}
 }
 
