@@ -10,12 +10,14 @@ import (
 	"fmt"
 	"image"
 	"image/color"
+	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/input"
 	"github.com/chromedp/chromedp"
 
 	"github.com/rdre-studio/studio/app/ui"
@@ -474,5 +476,29 @@ func TestEditor_PolygonVertexJustOutside_OnTheBorder(t *testing.T) {
 	m, _ := ws.mask(t, ds, img)
 	if m.Pix[40*m.W+0] == 0 || m.Pix[40*m.W+30] == 0 {
 		t.Fatalf("polygon from just outside the left edge: (0,40) labelled %v, (30,40) labelled %v; want both", m.Pix[40*m.W] != 0, m.Pix[40*m.W+30] != 0)
+	}
+}
+
+// TestEditor_WheelZoom_KeepsThePointUnderTheCursor: a newcomer saw the defect drift away on every
+// wheel step; the image point under the cursor must stay under it.
+func TestEditor_WheelZoom_KeepsThePointUnderTheCursor(t *testing.T) {
+	ctx, _, _ := openSmart(t, "test/good/000.png")
+	cx, cy := canvasToClient(t, ctx, 30, 70)
+	under := func() (float64, float64) {
+		r := eval[struct{ Left, Top, Width, Height, W, H float64 }](t, ctx, `(() => { const c = `+testid("editor-canvas")+`;
+			const r = c.getBoundingClientRect(); return {Left: r.left, Top: r.top, Width: r.width, Height: r.height, W: c.width, H: c.height}; })()`)
+		return (cx - r.Left) * r.W / r.Width, (cy - r.Top) * r.H / r.Height
+	}
+	x0, y0 := under()
+	for i := 0; i < 4; i++ {
+		// deltaX must be sent, and a zero would be left out of the message.
+		run(t, ctx, chromedp.MouseEvent(input.DispatchMouseEventTypeMouseWheel, cx, cy, func(p *input.DispatchMouseEventParams) { p.DeltaX, p.DeltaY = 0.01, -120 }))
+	}
+	time.Sleep(200 * time.Millisecond)
+	x1, y1 := under()
+	zoom := eval[string](t, ctx, `document.getElementById('zoom-label') ? document.getElementById('zoom-label').textContent : ''`)
+	t.Logf("image point under the cursor: (%.2f, %.2f) before, (%.2f, %.2f) after 4 wheel steps (zoom %s)", x0, y0, x1, y1, zoom)
+	if math.Abs(x1-x0) > 1 || math.Abs(y1-y0) > 1 {
+		t.Fatalf("the point under the cursor moved from (%.1f, %.1f) to (%.1f, %.1f)", x0, y0, x1, y1)
 	}
 }
