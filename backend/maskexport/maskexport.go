@@ -94,6 +94,9 @@ type FileEntry struct {
 	Mask   string `json:"mask,omitempty"`
 	Kind   string `json:"kind"`
 	From   string `json:"from"` // "workspace", "dataset" or "none"
+	// Review is the image's review state in the workspace (protocol.Review*; "unlabelled" when nobody
+	// marked it), so that a good image someone checked is told apart from one nobody looked at.
+	Review string `json:"review,omitempty"`
 }
 
 // resolved is one image's export decision.
@@ -257,6 +260,10 @@ func ExportMVTec(ds *dataset.Dataset, st *store.Store, out string, opt Options) 
 	}
 	defer root.Close()
 
+	reviews, err := st.Reviews(info.ID)
+	if err != nil {
+		return sum, fmt.Errorf("export %s: review states: %w", info.ID, err)
+	}
 	next := map[string]int{} // output folder -> next number
 	for _, r := range items {
 		cat := categoryOf(info, r.im)
@@ -264,7 +271,10 @@ func ExportMVTec(ds *dataset.Dataset, st *store.Store, out string, opt Options) 
 		n := next[folder]
 		next[folder] = n + 1
 		name := fmt.Sprintf("%03d", n)
-		fe := FileEntry{Source: r.im.ID, Kind: r.kind, From: r.from}
+		fe := FileEntry{Source: r.im.ID, Kind: r.kind, From: r.from, Review: protocol.ReviewUnlabelled}
+		if rv, ok := reviews[r.im.ID]; ok {
+			fe.Review = rv.State
+		}
 		if !opt.MasksOnly {
 			fe.Image = path.Join(folder, name+".png")
 			linked, reenc, err := writeImage(ds, root, r.im.ID, fe.Image, opt.Link)

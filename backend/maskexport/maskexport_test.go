@@ -21,6 +21,7 @@ import (
 	"github.com/rdre-studio/studio/backend/imageio"
 	"github.com/rdre-studio/studio/backend/store"
 	"github.com/rdre-studio/studio/shared/mask"
+	"github.com/rdre-studio/studio/shared/protocol"
 )
 
 const W, H = 24, 16
@@ -144,6 +145,11 @@ func TestExportMVTec_WorkspaceAndDatasetMasks_RoundTripPixelExact(t *testing.T) 
 	wsEvil := labelFrom(4, evil.Index)
 	save("widget/train/good/001.png", wsEvil)
 
+	// A good image someone checked.
+	if _, _, err := st.SetReview(id, "widget/test/good/000.png", protocol.ReviewNoDefect); err != nil {
+		t.Fatal(err)
+	}
+
 	out := filepath.Join(t.TempDir(), "out")
 	sum, err := ExportMVTec(ds, st, out, Options{})
 	if err != nil {
@@ -151,6 +157,15 @@ func TestExportMVTec_WorkspaceAndDatasetMasks_RoundTripPixelExact(t *testing.T) 
 	}
 	if sum.Images != 7 || sum.Masks != 4 || sum.WorkspaceMasks != 3 || sum.DatasetMasks != 1 || sum.Reencoded != 0 {
 		t.Fatalf("summary %+v", sum)
+	}
+	// The manifest tells a checked good image from one nobody looked at, and a labelled one from both.
+	for src, want := range map[string]string{"widget/test/good/000.png": protocol.ReviewNoDefect, "widget/test/good/001.png": protocol.ReviewLabelled,
+		"widget/train/good/000.png": protocol.ReviewUnlabelled} {
+		for _, f := range sum.Files {
+			if f.Source == src && f.Review != want {
+				t.Errorf("%s exported with review %q, want %q", src, f.Review, want)
+			}
+		}
 	}
 	evilKind := SafeName("../../evil")
 	if strings.Contains(evilKind, "/") || strings.HasPrefix(evilKind, ".") {
