@@ -113,7 +113,7 @@ func (s *Studio) renderEditor() app.UI {
 				app.P().Class("row").Body(
 					app.Span().Class("save-status "+statusClass(statusText)).Attr("data-testid", "save-status").
 						Attr("data-version", ed.version).Title("%s", ed.saveErr).Text(statusText),
-					app.Span().Class("muted").Text(fmt.Sprintf(" v%d · %s", ed.version, ed.source)),
+					app.Span().Class("muted").Attr("data-testid", "mask-source").Title(sourceHint(ed.source)).Text(sourceText(ed.version, ed.source)),
 				),
 				app.Div().Class("tools nav").Body(
 					button("prev-image", "← Prev", "Previous image (← or k)", s.neighbour(-1) == "", func(ctx app.Context) { s.goNeighbour(ctx, -1) }),
@@ -266,4 +266,26 @@ func (s *Studio) renderEditor() app.UI {
 			)
 		}),
 	)
+}
+
+// sourceText says where the mask in the editor comes from, in words a newcomer reads right: the
+// dataset's own ground truth is shown to start from, but it is not the user's work until saved here.
+func sourceText(version int, source string) string {
+	switch source {
+	case "dataset":
+		return " dataset's mask, not edited here yet"
+	case "none":
+		return " no mask yet"
+	}
+	return fmt.Sprintf(" v%d saved here", version)
+}
+
+func sourceHint(source string) string {
+	switch source {
+	case "dataset":
+		return "The mask the dataset came with. The first edit saves it, with your change, as version 1 in this workspace."
+	case "none":
+		return "Nothing is labelled on this image yet."
+	}
+	return "Your mask, saved in this workspace; History lists every version."
 }
