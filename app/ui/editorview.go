@@ -268,16 +268,17 @@ func (s *Studio) renderEditor() app.UI {
 	)
 }
 
-// sourceText says where the mask in the editor comes from, in words a newcomer reads right: the
-// dataset's own ground truth is shown to start from, but it is not the user's work until saved here.
+// sourceText says where the mask in the editor comes from, in words a newcomer reads right (the tooltip
+// says more): the dataset's own ground truth is shown to start from, but it is not the user's work until
+// saved here. It stays short: the toolbar's sticky head must not grow over the controls below it.
 func sourceText(version int, source string) string {
 	switch source {
 	case "dataset":
-		return " dataset's mask, not edited here yet"
+		return " dataset's mask"
 	case "none":
-		return " no mask yet"
+		return " empty"
 	}
-	return fmt.Sprintf(" v%d saved here", version)
+	return fmt.Sprintf(" v%d saved", version)
 }
 
 func sourceHint(source string) string {
