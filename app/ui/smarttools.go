@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strconv"
 	"time"
 
 	"github.com/maxence-charriere/go-app/v10/pkg/app"
@@ -65,7 +66,33 @@ var (
 	smart = &smartSession{dragV: -1}
 	// wandTol carries over from image to image, like the brush size.
 	wandTol = 16
+	// spStep is the superpixel width asked for (0: regions.DefaultStep, about 4096 per image); fine
+	// superpixels follow a crack one or two pixels wide, which the default paints as a 16 px blob.
+	spStep = 0
 )
+
+// spSteps are the choices of the superpixel size select.
+var spSteps = []struct {
+	step  int
+	label string
+}{{0, "auto (about 4096)"}, {6, "fine (6 px)"}, {10, "medium (10 px)"}, {24, "coarse (24 px)"}}
+
+// setSuperpixelStep changes the superpixel size and recomputes this image's superpixels with it.
+func (s *Studio) setSuperpixelStep(ed *editorState, step int) {
+	if step == spStep {
+		return
+	}
+	spStep = step
+	if !ed.ready() {
+		return
+	}
+	sm := s.session(ed)
+	if sm.spState == spComputing {
+		return // the select is disabled meanwhile; a late event changes only the next computation
+	}
+	sm.sp, sm.spState, sm.spErr = nil, "", ""
+	s.startSuperpixels(ed)
+}
 
 // session returns the smart state of ed, starting a fresh one for a newly opened image.
 func (s *Studio) session(ed *editorState) *smartSession {
@@ -124,6 +151,7 @@ func (s *Studio) startSuperpixels(ed *editorState) {
 		return
 	}
 	sm.spState, sm.spErr = spComputing, ""
+	step := spStep
 	s.mctx.Async(func() {
 		// A test hook: browser tests hold the computation back to see the tools before it is done.
 		if d := app.Window().Get("rdreSlicDelayMs"); d.Type() == app.TypeNumber {
@@ -131,7 +159,7 @@ func (s *Studio) startSuperpixels(ed *editorState) {
 		}
 		perf := app.Window().Get("performance")
 		t0 := perf.Call("now").Float()
-		sp, err := regions.SLIC(img, regions.SLICOptions{Yield: func() { time.Sleep(time.Millisecond) }})
+		sp, err := regions.SLIC(img, regions.SLICOptions{Step: step, Yield: func() { time.Sleep(time.Millisecond) }})
 		ms := perf.Call("now").Float() - t0
 		s.mctx.Dispatch(func(app.Context) {
 			if smart != sm {
@@ -619,7 +647,27 @@ func (s *Studio) renderSmartTools() app.UI {
 		),
 		slider("Tolerance ", "wand-tolerance", 0, 255, wandTol, func(v int) { s.setWandTolerance(ed, v) },
 			app.Span().Class("num").Attr("data-testid", "wand-tolerance-value").Text(wandTol)),
+		app.Label().Class("row").Title("Superpixel width: fine ones follow thin cracks, coarse ones fill blobs in few dabs").Body(
+			app.Text("Superpixels "),
+			app.Select().Attr("data-testid", "superpixel-size").Disabled(sm.spState == spComputing).
+				OnChange(func(ctx app.Context, e app.Event) {
+					if v, err := strconv.Atoi(ctx.JSSrc().Get("value").String()); err == nil {
+						s.setSuperpixelStep(ed, v)
+					}
+				}).
+				Body(app.Range(spSteps).Slice(func(i int) app.UI {
+					return app.Option().Value(strconv.Itoa(spSteps[i].step)).Selected(spSteps[i].step == spStep).Text(spSteps[i].label)
+				})),
+		),
 		app.P().Class("muted").Attr("data-testid", "smart-hint").Hidden(hint == "").Text(hint),
-		app.P().Class("muted").Attr("data-testid", "superpixel-status").Attr("data-state", sm.spState).Text(status),
+		app.P().Class("muted").Attr("data-testid", "superpixel-status").Attr("data-state", sm.spState).Attr("data-count", spCount(sm)).Text(status),
 	)
+}
+
+// spCount is the number of superpixels of the session, 0 until they are computed.
+func spCount(sm *smartSession) int {
+	if sm.sp == nil {
+		return 0
+	}
+	return sm.sp.N
 }

@@ -502,3 +502,18 @@ func TestEditor_WheelZoom_KeepsThePointUnderTheCursor(t *testing.T) {
 		t.Fatalf("the point under the cursor moved from (%.1f, %.1f) to (%.1f, %.1f)", x0, y0, x1, y1)
 	}
 }
+
+// TestSmart_SuperpixelSize_Recomputes: fine superpixels for thin cracks (a newcomer found the default
+// painted a 1-2 px crack as a 10-15 px blob): the size select recomputes the image's superpixels.
+func TestSmart_SuperpixelSize_Recomputes(t *testing.T) {
+	ctx, _, _ := openSmart(t, "test/good/000.png")
+	clickTestID(t, ctx, "tool-superpixel")
+	waitJS(t, ctx, 20*time.Second, "the superpixels", testid("superpixel-status")+`.dataset.state === 'ready'`)
+	auto := eval[int](t, ctx, `+`+testid("superpixel-status")+`.dataset.count`)
+	setInput(t, ctx, "superpixel-size", "24")
+	waitJS(t, ctx, 20*time.Second, "coarse superpixels", testid("superpixel-status")+`.dataset.state === 'ready' && +`+testid("superpixel-status")+fmt.Sprintf(`.dataset.count < %d`, auto))
+	coarse := eval[int](t, ctx, `+`+testid("superpixel-status")+`.dataset.count`)
+	setInput(t, ctx, "superpixel-size", "6")
+	waitJS(t, ctx, 20*time.Second, "fine superpixels", testid("superpixel-status")+`.dataset.state === 'ready' && +`+testid("superpixel-status")+fmt.Sprintf(`.dataset.count > %d`, coarse))
+	t.Logf("superpixels of the 128x128 fixture: %d auto, %d coarse, %d fine", auto, coarse, eval[int](t, ctx, `+`+testid("superpixel-status")+`.dataset.count`))
+}
