@@ -149,7 +149,7 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 	w := bufio.NewWriter(stdout)
 	defer w.Flush()
 	fmt.Fprintf(w, "model      %s\n           sha256 %.16s, input %dx%d, teacher %q, category %q\n", info.Path, info.SHA256, info.InputSize, info.InputSize, info.Teacher, info.Category)
-	fmt.Fprintf(w, "device     %s (%s), threads %s, ONNX Runtime %s\n", info.Device, info.DeviceReason, threadsString(*threads), info.ORTVersion)
+	fmt.Fprintf(w, "device     %s (%s), threads %s, ONNX Runtime %s\n", info.Device, info.ShortDeviceReason(), threadsString(*threads), info.ORTVersion)
 	fmt.Fprintf(w, "\nONNX Runtime (this binary)\n")
 	printSide(w, ortRes)
 	if e2e != nil {

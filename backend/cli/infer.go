@@ -88,7 +88,7 @@ func runInfer(args []string, stdout, stderr io.Writer) int {
 	defer m.Close()
 	info := m.Info()
 	fmt.Fprintf(stderr, "infer: model %s (sha256 %.12s, input %d, category %q) on %s (%s), %d images in %s/%s\n",
-		info.Path, info.SHA256, info.InputSize, info.Category, info.Device, info.DeviceReason, len(items), *data, *split)
+		info.Path, info.SHA256, info.InputSize, info.Category, info.Device, info.ShortDeviceReason(), len(items), *data, *split)
 	start := time.Now()
 	progress := func(done int) {
 		if !*quiet {

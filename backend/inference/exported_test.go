@@ -96,3 +96,13 @@ func TestExported_CheckContractMessages(t *testing.T) {
 		t.Fatalf("NaN: %v", err)
 	}
 }
+
+func TestInfo_ShortDeviceReason_OneClause(t *testing.T) {
+	long := "auto: CUDA execution provider unavailable: libonnxruntime_providers_shared.so (from ONNX Runtime's GPU build) is not next to it (ONNX Runtime says: /onnxruntime_src/...cc:1988 ...)"
+	if got := (Info{DeviceReason: long}).ShortDeviceReason(); got != "auto: CUDA execution provider unavailable: libonnxruntime_providers_shared.so" {
+		t.Fatalf("ShortDeviceReason: %q", got)
+	}
+	if got := (Info{DeviceReason: "asked for cpu"}).ShortDeviceReason(); got != "asked for cpu" {
+		t.Fatalf("a short reason: %q", got)
+	}
+}

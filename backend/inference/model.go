@@ -706,3 +706,16 @@ func absPath(p string) (string, error) {
 	}
 	return filepath.Abs(p)
 }
+
+// ShortDeviceReason is the first clause of DeviceReason, for a one-line log or a command's summary:
+// ONNX Runtime's own text (file paths, source lines) stays in DeviceReason for the debug level.
+func (i Info) ShortDeviceReason() string {
+	r := i.DeviceReason
+	if k := strings.Index(r, " ("); k > 0 {
+		r = r[:k]
+	}
+	if len(r) > 100 {
+		r = r[:100] + "…"
+	}
+	return r
+}

@@ -106,13 +106,3 @@ func TestRunner_Calibrate_StoredUsedBySegF1AndKeptAcrossRestart(t *testing.T) {
 		t.Fatalf("after a restart the model has calibration %+v, thresholds %v", e2.model.Calibration, e2.model.Thresholds)
 	}
 }
-
-func TestShortReason_OneClause(t *testing.T) {
-	long := "auto: CUDA execution provider unavailable: libonnxruntime_providers_shared.so (from ONNX Runtime's GPU build) is not next to it (ONNX Runtime says: /onnxruntime_src/...cc:1988 ...)"
-	if got := shortReason(long); got != "auto: CUDA execution provider unavailable: libonnxruntime_providers_shared.so" {
-		t.Fatalf("shortReason: %q", got)
-	}
-	if got := shortReason("asked for cpu"); got != "asked for cpu" {
-		t.Fatalf("shortReason of a short reason: %q", got)
-	}
-}

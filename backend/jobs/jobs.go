@@ -127,7 +127,7 @@ func (r *Runner) AddModel(path string) (protocol.ModelInfo, error) {
 	}
 	r.models[in.SHA256] = &modelEntry{info: info, model: m}
 	r.mu.Unlock()
-	r.log.Info("model ready", "path", in.Path, "sha256", in.SHA256[:12], "device", in.Device, "reason", shortReason(in.DeviceReason))
+	r.log.Info("model ready", "path", in.Path, "sha256", in.SHA256[:12], "device", in.Device, "reason", in.ShortDeviceReason())
 	r.log.Debug("model device", "sha256", in.SHA256[:12], "reason", in.DeviceReason)
 	return info, nil
 }
@@ -520,16 +520,4 @@ func accOptions(in protocol.JobInfo) metrics.Options {
 		o.Threshold, o.ThresholdSource, o.ImageThreshold = &px, t.Source, t.Image
 	}
 	return o
-}
-
-// shortReason keeps the first clause of a device reason for the startup log: ONNX Runtime's own text
-// (file paths, source lines) goes to the debug level, so that a machine without CUDA logs one short line.
-func shortReason(r string) string {
-	if i := strings.Index(r, " ("); i > 0 {
-		r = r[:i]
-	}
-	if len(r) > 100 {
-		r = r[:100] + "…"
-	}
-	return r
 }

@@ -32,7 +32,7 @@ func (r *Runner) AddPredictor(m inference.Predictor) (protocol.ModelInfo, error)
 	r.mu.Lock()
 	r.models[in.SHA256] = &modelEntry{info: info, model: m}
 	r.mu.Unlock()
-	r.log.Info("model ready", "path", in.Path, "sha256", in.SHA256[:12], "device", in.Device, "reason", shortReason(in.DeviceReason))
+	r.log.Info("model ready", "path", in.Path, "sha256", in.SHA256[:12], "device", in.Device, "reason", in.ShortDeviceReason())
 	r.log.Debug("model device", "sha256", in.SHA256[:12], "reason", in.DeviceReason)
 	return info, nil
 }
