@@ -72,9 +72,9 @@ func MaskOf(img image.Image, format string) Mask {
 		case *image.Paletted:
 			palettedMask(im, &m)
 		case *image.NRGBA:
-			nrgbaMask(im, &m)
+			rgba8Mask(im.Pix, im.Stride, &m)
 		case *image.RGBA:
-			rgbaMask(im, &m)
+			rgba8Mask(im.Pix, im.Stride, &m)
 		default:
 			genericMask(img, &m)
 		}
@@ -332,34 +332,14 @@ func setColour(m *Mask, t *tally, translucent bool) {
 	}
 }
 
-func nrgbaMask(p *image.NRGBA, m *Mask) {
+// rgba8Mask applies the colour rule to 8-bit RGBA rows: pix and stride of an *image.NRGBA, or of an
+// *image.RGBA (PNG RGB and BMP decode to premultiplied pixels; the rule is the same, as a transparent
+// pixel is black there).
+func rgba8Mask(pix []uint8, stride int, m *Mask) {
 	var t tally
 	translucent := false
 	for y := 0; y < m.H; y++ {
-		row := p.Pix[y*p.Stride : y*p.Stride+4*m.W]
-		out := m.Pix[y*m.W : (y+1)*m.W]
-		for x := range out {
-			s := row[4*x : 4*x+4 : 4*x+4]
-			if s[3] != 255 {
-				translucent = true
-			}
-			if s[3] != 0 && s[0]|s[1]|s[2] != 0 {
-				out[x] = true
-				m.Defects++
-				t.add(uint64(s[0])<<24 | uint64(s[1])<<16 | uint64(s[2])<<8 | uint64(s[3]))
-			}
-		}
-	}
-	setColour(m, &t, translucent)
-}
-
-// rgbaMask is nrgbaMask for premultiplied pixels (PNG RGB and BMP decode to *image.RGBA): the rule is the
-// same, as a transparent pixel is black there.
-func rgbaMask(p *image.RGBA, m *Mask) {
-	var t tally
-	translucent := false
-	for y := 0; y < m.H; y++ {
-		row := p.Pix[y*p.Stride : y*p.Stride+4*m.W]
+		row := pix[y*stride : y*stride+4*m.W]
 		out := m.Pix[y*m.W : (y+1)*m.W]
 		for x := range out {
 			s := row[4*x : 4*x+4 : 4*x+4]

@@ -158,6 +158,15 @@ func Compute(images []Image, opt Options) (*sm.Result, error) {
 }
 
 func compute(images []*Image, opt Options) (*sm.Result, error) {
+	preps, err := prepareAll(images, opt)
+	if err != nil {
+		return nil, err
+	}
+	return computePrepared(preps, opt)
+}
+
+// prepareAll validates and labels images in parallel, refusing a set over MaxPixels first.
+func prepareAll(images []*Image, opt Options) ([]*prepared, error) {
 	var total int64
 	for _, img := range images {
 		total += int64(img.W) * int64(img.H)
@@ -173,16 +182,18 @@ func compute(images []*Image, opt Options) (*sm.Result, error) {
 	}); err != nil {
 		return nil, err
 	}
-	return computePrepared(preps, opt)
+	return preps, nil
 }
 
-// computePrepared evaluates validated images, in key order whatever order they come in.
-func computePrepared(preps []*prepared, opt Options) (*sm.Result, error) {
+// ordered puts prepared images in key order (refusing a key given twice), counts them at the threshold
+// when one is set, and ranks float64 maps into codes (nil when every map is float32): what both the
+// result and the state are computed from.
+func ordered(preps []*prepared, opt Options) ([]*prepared, *codeBook, error) {
 	preps = slices.Clone(preps)
 	slices.SortFunc(preps, func(a, b *prepared) int { return strings.Compare(a.img.Key, b.img.Key) })
 	for i := 1; i < len(preps); i++ {
 		if preps[i].img.Key == preps[i-1].img.Key {
-			return nil, fmt.Errorf("evaluate: duplicate image key %q", preps[i].img.Key)
+			return nil, nil, fmt.Errorf("evaluate: duplicate image key %q", preps[i].img.Key)
 		}
 	}
 	if opt.Threshold != nil {
@@ -193,15 +204,19 @@ func computePrepared(preps []*prepared, opt Options) (*sm.Result, error) {
 			return nil
 		})
 	}
-	var codes *codeBook
 	for _, p := range preps {
 		if p.img.Map64 != nil {
-			var err error
-			if preps, codes, err = encode(preps, opt.Workers); err != nil {
-				return nil, err
-			}
-			break
+			return encode(preps, opt.Workers)
 		}
+	}
+	return preps, nil, nil
+}
+
+// computePrepared evaluates validated images, in key order whatever order they come in.
+func computePrepared(preps []*prepared, opt Options) (*sm.Result, error) {
+	preps, codes, err := ordered(preps, opt)
+	if err != nil {
+		return nil, err
 	}
 	lims, primary := opt.limits()
 	cfg := sweepConfig{lims: lims, primary: primary, sizes: opt.Detail}

@@ -102,50 +102,18 @@ func StateOf(images []Image, opt Options) (*State, error) {
 	for i := range images {
 		ptrs[i] = &images[i]
 	}
-	var total int64
-	for _, img := range ptrs {
-		total += int64(img.W) * int64(img.H)
-	}
-	if total > MaxPixels {
-		return nil, fmt.Errorf("evaluate: %d pixels in all, more than the %d this engine handles", total, int64(MaxPixels))
-	}
-	preps := make([]*prepared, len(ptrs))
-	if err := parallel(len(ptrs), opt.Workers, func(i int, s *scratch) error {
-		p, err := prepare(ptrs[i], s)
-		preps[i] = p
-		return err
-	}); err != nil {
+	preps, err := prepareAll(ptrs, opt)
+	if err != nil {
 		return nil, err
 	}
 	return stateOfPrepared(preps, opt)
 }
 
 func stateOfPrepared(preps []*prepared, opt Options) (*State, error) {
-	preps = slices.Clone(preps)
-	slices.SortFunc(preps, func(a, b *prepared) int { return strings.Compare(a.img.Key, b.img.Key) })
-	for i := 1; i < len(preps); i++ {
-		if preps[i].img.Key == preps[i-1].img.Key {
-			return nil, fmt.Errorf("evaluate: duplicate image key %q", preps[i].img.Key)
-		}
-	}
-	if opt.Threshold != nil {
-		_ = parallel(len(preps), opt.Workers, func(i int, _ *scratch) error {
-			if !preps[i].counted {
-				preps[i].countAt(*opt.Threshold)
-			}
-			return nil
-		})
-	}
 	// The value of a sorted key: float32 keys, or codes of the ranks of float64 values.
-	var codes *codeBook
-	for _, p := range preps {
-		if p.img.Map64 != nil {
-			var err error
-			if preps, codes, err = encode(preps, opt.Workers); err != nil {
-				return nil, err
-			}
-			break
-		}
+	preps, codes, err := ordered(preps, opt)
+	if err != nil {
+		return nil, err
 	}
 	toKey := func(k uint32) uint64 { return key64(float64(unkey(k))) }
 	if codes != nil {
