@@ -347,11 +347,7 @@ func TestEditor_Tools(t *testing.T) {
 		clickTestID(t, ctx, "tool-brush")
 		setInput(t, ctx, "brush-size", "24")
 		eval[chromedp.Void](t, ctx, `window.rdreStrokeLatency = []; window.rdreStrokeWork = []`)
-		pts := make([][2]float64, 0, 241)
-		for i := 0; i <= 240; i++ {
-			f := float64(i) / 240
-			pts = append(pts, [2]float64{40 + 940*f, 300 + 150*sin(f*12)})
-		}
+		pts := wavePath()
 		drag(t, ctx, pts)
 		v = waitSavedAfter(t, ctx, v)
 		lat := eval[[]float64](t, ctx, `window.rdreStrokeLatency`)

@@ -341,6 +341,16 @@ func drag(t testing.TB, ctx context.Context, pts [][2]float64) {
 	run(t, ctx, steps...)
 }
 
+// wavePath is the stroke of the latency measurements: 241 points of a wave across a 1024x1024 image.
+func wavePath() [][2]float64 {
+	pts := make([][2]float64, 0, 241)
+	for i := 0; i <= 240; i++ {
+		f := float64(i) / 240
+		pts = append(pts, [2]float64{40 + 940*f, 300 + 150*math.Sin(f*12)})
+	}
+	return pts
+}
+
 func line(x0, y0, x1, y1 float64, n int) [][2]float64 {
 	pts := make([][2]float64, n+1)
 	for i := range pts {

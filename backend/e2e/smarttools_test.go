@@ -402,11 +402,7 @@ func TestSmart_Latency1024(t *testing.T) {
 	t.Logf("SLIC on 1024x1024 in the browser (goroutine yielding every few ms): %s", stats("rdreSlicMs"))
 	setInput(t, ctx, "brush-size", "24")
 	eval[chromedp.Void](t, ctx, `window.rdreSmartSuperpixel = []; window.rdreStrokeLatency = []`)
-	pts := make([][2]float64, 0, 241)
-	for i := 0; i <= 240; i++ {
-		f := float64(i) / 240
-		pts = append(pts, [2]float64{40 + 940*f, 300 + 150*sin(f*12)})
-	}
+	pts := wavePath()
 	drag(t, ctx, pts)
 	v = waitSavedAfter(t, ctx, v)
 	t.Logf("superpixel brush on 1024x1024, size 24 (work per pointer move): %s", stats("rdreSmartSuperpixel"))
