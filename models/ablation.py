@@ -46,6 +46,7 @@ log = logging.getLogger("models.ablation")
 PAPER = ["--preset", "paper"]
 VARIANTS: Dict[str, dict] = {
     "defaults": dict(args=["--preset", "rdre"], about="RD-RE with the trainer's defaults"),
+    "defaults-no-fusion": dict(args=["--preset", "rdre", "--no-fusion"], about="the trainer's defaults without cross-stage fusion"),
     "plain-rd": dict(args=["--preset", "plain-rd"], rd_steps=True, dtd=False, about="plain RD, same teacher (--preset plain-rd)"),
     "paper": dict(args=PAPER, about="the paper's reading: an I_a for every image, DTD, fusion + LDA + CAAMS-FF + seg head"),
     "no-fusion": dict(args=PAPER + ["--no-fusion"], about="paper without cross-stage fusion"),
@@ -69,7 +70,7 @@ VARIANTS: Dict[str, dict] = {
 # Order of launch: what the comparison cannot do without first.
 DEFAULT_ORDER = ["defaults", "plain-rd", "paper", "normal-0.5", "no-fusion", "seg-normal-0.5", "fg-self-segn", "self-0.5",
                  "fg", "fg-self-n0.5", "gate", "no-lda", "no-caams", "builtin-tex", "fusion-norm", "anomaly-weight-1",
-                 "gate-fg-self-segn"]
+                 "gate-fg-self-segn", "defaults-no-fusion"]
 MAPS = ("seg", "rd", "combo")
 VAL_N, VAL_SEED, TOPK = 64, 4242, 100  # as rdre/validation.py
 
