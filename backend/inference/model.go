@@ -509,19 +509,23 @@ func firstLine(s string) string {
 }
 
 // Info returns the model's description. The maps are copies.
-func (m *Model) Info() Info {
-	in := m.info
-	in.Metadata = make(map[string]string, len(m.info.Metadata))
-	for k, v := range m.info.Metadata {
-		in.Metadata[k] = v
+func (m *Model) Info() Info { return m.info.Clone() }
+
+// Clone returns i with its own copies of the maps (Metadata never nil), so a caller may change them.
+func (i Info) Clone() Info {
+	md := make(map[string]string, len(i.Metadata))
+	for k, v := range i.Metadata {
+		md[k] = v
 	}
-	if m.info.Thresholds != nil {
-		in.Thresholds = make(map[string]float64, len(m.info.Thresholds))
-		for k, v := range m.info.Thresholds {
-			in.Thresholds[k] = v
+	i.Metadata = md
+	if i.Thresholds != nil {
+		th := make(map[string]float64, len(i.Thresholds))
+		for k, v := range i.Thresholds {
+			th[k] = v
 		}
+		i.Thresholds = th
 	}
-	return in
+	return i
 }
 
 // Close releases the session; a closed Model returns errors from Predict.

@@ -546,20 +546,7 @@ func errorText(raw []byte) string {
 func (m *RemoteModel) Name() string { return m.eps[0].u.name }
 
 // Info describes the model (see inference.Predictor).
-func (m *RemoteModel) Info() inference.Info {
-	in := m.info
-	in.Metadata = make(map[string]string, len(m.info.Metadata))
-	for k, v := range m.info.Metadata {
-		in.Metadata[k] = v
-	}
-	if m.info.Thresholds != nil {
-		in.Thresholds = make(map[string]float64, len(m.info.Thresholds))
-		for k, v := range m.info.Thresholds {
-			in.Thresholds[k] = v
-		}
-	}
-	return in
-}
+func (m *RemoteModel) Info() inference.Info { return m.info.Clone() }
 
 // RequestBatch is the number of images one request carries.
 func (m *RemoteModel) RequestBatch() int { return m.batch }
