@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/rdre-studio/studio/backend/dataset"
+	"github.com/rdre-studio/studio/backend/imageio"
 	"github.com/rdre-studio/studio/backend/metrics"
 	sm "github.com/rdre-studio/studio/shared/metrics"
 	"github.com/rdre-studio/studio/shared/protocol"
@@ -86,6 +87,7 @@ func runEval(args []string, stdout, stderr io.Writer) int {
 	stateOut := fs.String("state-out", "", "also write the exact metric state of the evaluated images to FILE, for 'rdre eval merge' (e.g. one per --shard, on several machines)")
 	shardFlag := fs.String("shard", "", "evaluate part I/N of the split's images (contiguous in key order), e.g. 0/2 and 1/2, each with --state-out, then rdre eval merge")
 	budget := fs.Int64("histogram-budget", metrics.DefaultBudget, "histogram entries the evaluation may hold (16 bytes each) to keep maps with few distinct values in constant memory; maps with more are sorted in a streamed pass instead (4 bytes per pixel); 0 always sorts")
+	sortBudget := fs.String("sort-budget", "1GiB", "memory the pixel sort of float32 maps may hold, e.g. 256MiB: beyond it the pixels are sorted one range of scores at a time, reading the maps again per range (the result is the same); 0: no bound")
 	detail := fs.Bool("detail", false, "add curves, per-defect-type and per-region-size metrics and the per-image table (per-image pixel AP, region coverage); costs about twice the time")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: rdre eval --maps DIR --gt DIR [--scores FILE] [--fpr-limit 0.3[,0.05,...]] [--threshold T | --thresholds FILE] [--detail] [--shard I/N] [--state-out FILE]")
@@ -109,6 +111,12 @@ func runEval(args []string, stdout, stderr io.Writer) int {
 	opt := metrics.Options{FPRLimit: lims[0], FPRLimits: lims[1:], Detail: *detail, NoPerKind: !*detail, Threshold: threshold}
 	if threshold != nil {
 		opt.ThresholdSource = "--threshold"
+	}
+	{
+		if opt.SortBudget, err = imageio.ParseBytes(*sortBudget); err != nil || (opt.SortBudget > 0 && opt.SortBudget < 1<<20) {
+			fmt.Fprintf(stderr, "rdre eval: --sort-budget %q: want 0 (no bound) or a size of at least 1MiB, such as 256MiB or 2GiB\n", *sortBudget)
+			return 2
+		}
 	}
 	if *thresholds != "" {
 		if threshold != nil {

@@ -5,9 +5,11 @@ package cli
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"image"
 	"image/png"
 	"math"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -204,5 +206,58 @@ func TestEval_Run_BadInputNamesTheFile(t *testing.T) {
 	var out, errb bytes.Buffer
 	if rc := Main([]string{"eval", "--maps", "x"}, &out, &errb); rc != 2 {
 		t.Errorf("missing --gt: rc %d, want 2", rc)
+	}
+}
+
+// TestEval_SortBudget_SameResult: float32 maps larger than the smallest --sort-budget (two kinds, so the
+// per-kind sweeps merge too) give the same JSON under 1MiB as under the default; a bad budget exits 2.
+func TestEval_SortBudget_SameResult(t *testing.T) {
+	root := t.TempDir()
+	maps, gt := filepath.Join(root, "maps"), filepath.Join(root, "gt")
+	const w, h = 384, 384
+	r := rand.New(rand.NewPCG(5, 6))
+	for i, kind := range []string{"good", "good", "crack", "crack", "spot", "spot"} {
+		stem := fmt.Sprintf("%03d", i)
+		writePNG(t, filepath.Join(gt, "test", kind, stem+".png"), image.NewGray(image.Rect(0, 0, w, h)))
+		m := make([]float32, w*h)
+		for j := range m {
+			m[j] = r.Float32()
+		}
+		if kind != "good" {
+			mask := image.NewGray(image.Rect(0, 0, w, h))
+			x0, y0 := r.IntN(w-40), r.IntN(h-40)
+			for y := y0; y < y0+40; y++ {
+				for x := x0; x < x0+40; x++ {
+					mask.Pix[y*w+x] = 255
+					m[y*w+x] += 0.5 * r.Float32()
+				}
+			}
+			writePNG(t, filepath.Join(gt, "ground_truth", kind, stem+"_mask.png"), mask)
+		}
+		if err := os.MkdirAll(filepath.Join(maps, kind), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		writeNPY(t, filepath.Join(maps, kind, stem+".npy"), w, h, m)
+	}
+	run := func(extra ...string) (int, string, string) {
+		var out, errb bytes.Buffer
+		rc := Main(append([]string{"eval", "--maps", maps, "--gt", gt, "--detail", "--histogram-budget", "0"}, extra...), &out, &errb)
+		return rc, out.String(), errb.String()
+	}
+	rc, want, stderr := run()
+	if rc != 0 {
+		t.Fatalf("default budget: rc %d: %s", rc, stderr)
+	}
+	rc, got, stderr := run("--sort-budget", "1MiB")
+	if rc != 0 {
+		t.Fatalf("1MiB: rc %d: %s", rc, stderr)
+	}
+	if got != want {
+		t.Errorf("--sort-budget 1MiB changed the result:\n%s\nwant\n%s", got, want)
+	}
+	for _, bad := range []string{"12", "lots", "-1GiB"} {
+		if rc, _, stderr := run("--sort-budget", bad); rc != 2 || !strings.Contains(stderr, "--sort-budget") {
+			t.Errorf("--sort-budget %s: rc %d, %q; want 2 and a message naming the flag", bad, rc, stderr)
+		}
 	}
 }

@@ -514,7 +514,7 @@ func addNoise(img image.Image, std float64, seed string) image.Image {
 // accOptions are the metric options of a job: the per-image detail always, and the job's calibrated
 // threshold for SegF1 when it has one.
 func accOptions(in protocol.JobInfo) metrics.Options {
-	o := metrics.Options{Detail: true}
+	o := metrics.Options{Detail: true, SortBudget: 128 << 20}
 	if t := in.Threshold; t != nil {
 		px := t.Pixel
 		o.Threshold, o.ThresholdSource, o.ImageThreshold = &px, t.Source, t.Image

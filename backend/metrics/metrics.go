@@ -109,6 +109,12 @@ type Options struct {
 	NoPerKind bool
 	// Workers bounds the parallelism; 0 means GOMAXPROCS.
 	Workers int
+	// SortBudget bounds, in bytes, the pixel sort of Compute and ComputeStream (4 bytes per normal pixel,
+	// 8 per defect pixel, and the merged copies of the per-kind sweeps): beyond it the pixels are sorted
+	// one range of scores at a time, reading the maps once more per range. 0: no bound, one pass. The
+	// result does not depend on it. States (StateOf) are not bounded by it: a state holds every distinct
+	// value.
+	SortBudget int64
 }
 
 // DefaultFPRLimit is the AUPRO integration limit used by the MVTec AD benchmark.

@@ -55,33 +55,66 @@ type sortedSet struct {
 // and, when kinds is set, one sweep per defect kind over the normal images plus that kind. Each pixel is
 // sorted once, in its source (the normal images, or one kind); a sweep runs over the stable merge of the
 // sources it covers, and the sweeps run in parallel.
+//
+// With opt.SortBudget the sort goes one range of scores at a time, from the top, each range's sort arrays
+// and merged copies within the budget; the maps are read again for each range (a streamed evaluation reads
+// its files again). A group of tied scores never straddles two ranges, so the sweeps see the same groups
+// in the same order and the result is the same bit for bit.
 func pixelSweeps(preps []*prepared, opt Options, cfg sweepConfig, kinds bool) (*sweep, map[string]*sweep, error) {
 	geo, cellOff := buildGeometry(preps)
 	cfg.geo = geo
 	bySource, names := sources(preps, kinds)
-	sets := make(map[string]*sortedSet, len(names))
-	all := make([]*sortedSet, 0, len(names))
-	for _, n := range names {
-		idx := bySource[n]
-		sub, off := make([]*prepared, len(idx)), make([]int64, len(idx))
-		for j, i := range idx {
-			sub[j], off[j] = preps[i], cellOff[i]
-		}
-		var err error
-		if sets[n], err = sortPixels(sub, off, opt.Workers); err != nil {
-			return nil, nil, err
-		}
-		all = append(all, sets[n])
-	}
 	var kindNames []string
 	for _, n := range names {
 		if n != "" {
 			kindNames = append(kindNames, n)
 		}
 	}
+	// Copies alive at once per range: the sources' arrays, and with more than one source the overall
+	// merge (its pairwise rounds hold up to two copies) plus one merge per concurrent per-kind sweep.
+	copies := int64(1)
+	if len(names) > 1 {
+		copies += 2 + int64(min(opt.Workers, len(kindNames)))
+	}
+	hists := make(map[string]*sortHist, len(names))
+	for _, n := range names {
+		idx := bySource[n]
+		sub, off := make([]*prepared, len(idx)), make([]int64, len(idx))
+		for j, i := range idx {
+			sub[j], off[j] = preps[i], cellOff[i]
+		}
+		h, err := histogramPixels(sub, off, opt.Workers, opt.SortBudget > 0)
+		if err != nil {
+			return nil, nil, err
+		}
+		hists[n] = h
+	}
+	ranges := planRanges(hists, names, opt.SortBudget/copies)
+	sets := func(r bucketRange) (map[string]*sortedSet, []*sortedSet, error) {
+		m := make(map[string]*sortedSet, len(names))
+		all := make([]*sortedSet, 0, len(names))
+		for _, n := range names {
+			st, err := hists[n].sortRange(r, opt.Workers)
+			if err != nil {
+				return nil, nil, err
+			}
+			m[n] = st
+			all = append(all, st)
+		}
+		return m, all, nil
+	}
 	perKind := map[string]*sweep{}
 	if len(names) == 1 {
-		gs := sweepSet(all[0], cfg, true)
+		h := hists[names[0]]
+		gs := newSweep(h.P, h.N, h.tc, cfg, true)
+		for _, r := range ranges {
+			_, all, err := sets(r)
+			if err != nil {
+				return nil, nil, err
+			}
+			sweepInto(gs, all[0])
+		}
+		gs.finish()
 		for _, n := range kindNames {
 			perKind[n[2:]] = gs // the kind's images are all the images
 		}
@@ -90,22 +123,98 @@ func pixelSweeps(preps []*prepared, opt Options, cfg sweepConfig, kinds bool) (*
 	// Task 0 is the overall sweep; the per-kind sweeps run beside it. Each task builds its merged arrays
 	// and drops them when done, so at most Workers merged copies are alive at a time.
 	sweeps := make([]*sweep, 1+len(kindNames))
-	_ = parallel(len(sweeps), opt.Workers, func(t int, _ *scratch) error {
-		if t == 0 {
-			sweeps[0] = sweepSet(mergeSets(all), cfg, true)
+	var P, N int64
+	var tc trackCounts
+	for i, n := range names {
+		h := hists[n]
+		P, N = P+h.P, N+h.N
+		if i == 0 {
+			tc = h.tc
+		} else {
+			tc = tc.plus(h.tc)
+		}
+	}
+	sweeps[0] = newSweep(P, N, tc, cfg, true)
+	g, hasNormal := hists[""]
+	for t, n := range kindNames {
+		k := hists[n]
+		kP, kN, ktc := k.P, k.N, k.tc
+		if hasNormal {
+			kP, kN, ktc = g.P+kP, g.N+kN, g.tc.plus(ktc)
+		}
+		sweeps[t+1] = newSweep(kP, kN, ktc, cfg, false)
+	}
+	for _, r := range ranges {
+		m, all, err := sets(r)
+		if err != nil {
+			return nil, nil, err
+		}
+		_ = parallel(len(sweeps), opt.Workers, func(t int, _ *scratch) error {
+			if t == 0 {
+				sweepInto(sweeps[0], mergeSets(all))
+				return nil
+			}
+			k := m[kindNames[t-1]]
+			if g, ok := m[""]; ok {
+				k = mergeSets([]*sortedSet{g, k})
+			}
+			sweepInto(sweeps[t], k)
 			return nil
-		}
-		k := sets[kindNames[t-1]]
-		if g, ok := sets[""]; ok {
-			k = mergeSets([]*sortedSet{g, k})
-		}
-		sweeps[t] = sweepSet(k, cfg, false)
-		return nil
-	})
+		})
+	}
+	for _, s := range sweeps {
+		s.finish()
+	}
 	for i, n := range kindNames {
 		perKind[n[2:]] = sweeps[i+1]
 	}
 	return sweeps[0], perKind, nil
+}
+
+// bucketRange is the buckets [lo, hi) of one pass of a budgeted sort.
+type bucketRange struct{ lo, hi int }
+
+// planRanges cuts the buckets into ranges whose sort arrays (4 bytes per normal pixel, 8 per defect
+// pixel, over every source) stay within budget bytes, from the top score down. A bucket larger than the
+// budget is a range of its own. Without a budget, or with the sources not bucketed (small sets), it is one
+// range over every bucket.
+func planRanges(hists map[string]*sortHist, names []string, budget int64) []bucketRange {
+	nb := hists[names[0]].nb
+	for _, n := range names {
+		if hists[n].nb != nb {
+			nb = 0
+		}
+	}
+	if budget <= 0 || nb <= 1 {
+		return []bucketRange{{0, nBuckets}}
+	}
+	var need int64
+	bytes := make([]int64, nb)
+	for _, n := range names {
+		h := hists[n]
+		for c := range h.chunks {
+			for b := 0; b < nb; b++ {
+				bytes[b] += 4*int64(h.histN[c][b]) + 8*int64(h.histD[c][b])
+			}
+		}
+	}
+	for _, v := range bytes {
+		need += v
+	}
+	if need <= budget {
+		return []bucketRange{{0, nb}}
+	}
+	var out []bucketRange
+	hi := nb
+	var acc int64
+	for b := nb - 1; b >= 0; b-- {
+		if acc > 0 && acc+bytes[b] > budget {
+			out = append(out, bucketRange{b + 1, hi})
+			hi, acc = b+1, 0
+		}
+		acc += bytes[b]
+	}
+	return append(out, bucketRange{0, hi})
 }
 
 // sources groups preps (in key order) by source: the normal images (name ""), and with kinds each defect
@@ -193,23 +302,47 @@ func mergeDefects(a, b []uint64) []uint64 {
 
 // sortPixels bucket-sorts the pixels of preps; cellOff[i] is the global id of the first cell of preps[i].
 func sortPixels(preps []*prepared, cellOff []int64, workers int) (*sortedSet, error) {
-	var P, N int64
+	h, err := histogramPixels(preps, cellOff, workers, false)
+	if err != nil {
+		return nil, err
+	}
+	return h.sortRange(bucketRange{0, h.nb}, workers)
+}
+
+// sortHist is the first pass of a bucket sort: how many normal and defect pixels of each chunk of images
+// fall in each bucket.
+type sortHist struct {
+	preps        []*prepared
+	cellOff      []int64
+	chunks       []chunk
+	histN, histD [][]int // [chunk][bucket]
+	P, N         int64
+	tc           trackCounts
+	nb           int
+	shift        uint
+}
+
+// histogramPixels counts the pixels of preps per bucket. bucketed keeps 65536 buckets however few the
+// pixels (a budgeted sort cuts its ranges on bucket bounds).
+func histogramPixels(preps []*prepared, cellOff []int64, workers int, bucketed bool) (*sortHist, error) {
+	h := &sortHist{preps: preps, cellOff: cellOff, tc: trackCountsOf(preps)}
 	for _, p := range preps {
-		P += p.defects
-		N += int64(p.img.W)*int64(p.img.H) - p.defects
+		h.P += p.defects
+		h.N += int64(p.img.W)*int64(p.img.H) - p.defects
 	}
 	// shift selects the bucket of a key; with one bucket (shift 32 gives 0 for every uint32) the bucket
 	// sort is a plain comparison sort.
-	nb, shift := nBuckets, uint(bucketBits)
-	if N+P < int64(smallSet) {
-		nb, shift = 1, 32
+	h.nb, h.shift = nBuckets, uint(bucketBits)
+	if h.N+h.P < int64(smallSet) && !bucketed {
+		h.nb, h.shift = 1, 32
 	}
-	chunks := splitChunks(preps, workers)
-	histN := make([][]int, len(chunks))
-	histD := make([][]int, len(chunks))
-	if err := parallel(len(chunks), workers, func(c int, _ *scratch) error {
+	nb, shift := h.nb, h.shift
+	h.chunks = splitChunks(preps, workers)
+	h.histN = make([][]int, len(h.chunks))
+	h.histD = make([][]int, len(h.chunks))
+	err := parallel(len(h.chunks), workers, func(c int, _ *scratch) error {
 		hn, hd := make([]int, nb), make([]int, nb)
-		for _, p := range preps[chunks[c].lo:chunks[c].hi] {
+		for _, p := range preps[h.chunks[c].lo:h.chunks[c].hi] {
 			mp, m, err := p.pixels()
 			if err != nil {
 				return err
@@ -228,28 +361,38 @@ func sortPixels(preps []*prepared, cellOff []int64, workers int) (*sortedSet, er
 				}
 			}
 		}
-		histN[c], histD[c] = hn, hd
+		h.histN[c], h.histD[c] = hn, hd
 		return nil
-	}); err != nil {
-		return nil, err
+	})
+	return h, err
+}
+
+// sortRange sorts the pixels in the buckets of r (reading the maps again). The set's P, N and track counts
+// are those of all the pixels, as a sweep needs them.
+func (h *sortHist) sortRange(r bucketRange, workers int) (*sortedSet, error) {
+	preps, chunks, nb, shift := h.preps, h.chunks, h.nb, h.shift
+	lo, hi := min(r.lo, nb), min(r.hi, nb)
+	whole := lo == 0 && hi == nb
+	// Write offsets per chunk and bucket of the range; startN/startD mark the bucket bounds.
+	offN, offD := make([][]int, len(chunks)), make([][]int, len(chunks))
+	for c := range chunks {
+		offN[c], offD[c] = make([]int, nb), make([]int, nb)
 	}
-	// Turn the histograms into write offsets per chunk; startN/startD mark the bucket bounds.
 	startN, startD := make([]int, nb+1), make([]int, nb+1)
 	posN, posD := 0, 0
-	for b := 0; b < nb; b++ {
+	for b := lo; b < hi; b++ {
 		startN[b], startD[b] = posN, posD
 		for c := range chunks {
-			cn, cd := histN[c][b], histD[c][b]
-			histN[c][b], histD[c][b] = posN, posD
-			posN += cn
-			posD += cd
+			offN[c][b], offD[c][b] = posN, posD
+			posN += h.histN[c][b]
+			posD += h.histD[c][b]
 		}
 	}
-	startN[nb], startD[nb] = posN, posD
-	normals := make([]uint32, N)
-	defects := make([]uint64, P)
+	startN[hi], startD[hi] = posN, posD
+	normals := make([]uint32, posN)
+	defects := make([]uint64, posD)
 	if err := parallel(len(chunks), workers, func(c int, _ *scratch) error {
-		on, od := histN[c], histD[c]
+		on, od := offN[c], offD[c]
 		for pi := chunks[c].lo; pi < chunks[c].hi; pi++ {
 			p := preps[pi]
 			mp, m, err := p.pixels()
@@ -259,22 +402,27 @@ func sortPixels(preps []*prepared, cellOff []int64, workers int) (*sortedSet, er
 			if p.defects == 0 {
 				for _, v := range mp {
 					k := key(v)
-					b := k >> shift
+					b := int(k >> shift)
+					if !whole && (b < lo || b >= hi) {
+						continue
+					}
 					normals[on[b]] = k
 					on[b]++
 				}
 				continue
 			}
-			off := uint64(cellOff[pi])
+			off := uint64(h.cellOff[pi])
 			d := 0
 			for i, v := range mp {
 				k := key(v)
-				b := k >> shift
+				b := int(k >> shift)
 				if m[i] {
-					defects[od[b]] = uint64(k)<<32 | (off + uint64(p.defLabels[d]))
-					od[b]++
+					if whole || (b >= lo && b < hi) {
+						defects[od[b]] = uint64(k)<<32 | (off + uint64(p.defLabels[d]))
+						od[b]++
+					}
 					d++
-				} else {
+				} else if whole || (b >= lo && b < hi) {
 					normals[on[b]] = k
 					on[b]++
 				}
@@ -289,21 +437,28 @@ func sortPixels(preps []*prepared, cellOff []int64, workers int) (*sortedSet, er
 		slices.Sort(normals)
 		slices.Sort(defects)
 	} else {
-		_ = parallel(nBuckets/bucketsPerTask, workers, func(t int, s *scratch) error {
-			for b := t * bucketsPerTask; b < (t+1)*bucketsPerTask; b++ {
+		tasks := (hi - lo + bucketsPerTask - 1) / bucketsPerTask
+		_ = parallel(tasks, workers, func(t int, s *scratch) error {
+			for b := lo + t*bucketsPerTask; b < min(hi, lo+(t+1)*bucketsPerTask); b++ {
 				sortLow16(normals[startN[b]:startN[b+1]], &s.tmp32)
 				sortLow16Hi(defects[startD[b]:startD[b+1]], &s.tmp64)
 			}
 			return nil
 		})
 	}
-
-	return &sortedSet{normals: normals, defects: defects, P: P, N: N, tc: trackCountsOf(preps)}, nil
+	return &sortedSet{normals: normals, defects: defects, P: h.P, N: h.N, tc: h.tc}, nil
 }
 
 // sweepSet sweeps a sorted set from the highest score down.
 func sweepSet(st *sortedSet, cfg sweepConfig, curves bool) *sweep {
 	s := newSweep(st.P, st.N, st.tc, cfg, curves)
+	sweepInto(s, st)
+	s.finish()
+	return s
+}
+
+// sweepInto continues s over the pixels of st, all of which score below what s has seen.
+func sweepInto(s *sweep, st *sortedSet) {
 	normals, defects := st.normals, st.defects
 	var grp []uint64
 	i, j := len(normals)-1, len(defects)-1
@@ -365,8 +520,6 @@ func sweepSet(st *sortedSet, cfg sweepConfig, curves bool) *sweep {
 		}
 		s.step(float64(unkey(k)), int64(len(g)), dfp)
 	}
-	s.finish()
-	return s
 }
 
 // enterGroup enters the defect pixels of one score (packed score << 32 | cell) by ascending cell, counting

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -445,4 +446,62 @@ func TestComputeStream_EqualsCompute(t *testing.T) {
 	if _, err := ComputeStream(len(images), func(i int, _ bool) (Image, error) { return images[i], nil }, Options{}); err != ErrStreamFloat64 {
 		t.Errorf("float64 map: %v", err)
 	}
+}
+
+// TestComputeStream_SortBudget_BitIdentical: random sets (float64 maps among them, LOCO parts) sorted one
+// score range at a time under budgets from a few bytes (a range per bucket) to ample give Compute's JSON
+// byte for byte, in memory and streamed; a tight budget reads the maps once more per range.
+func TestComputeStream_SortBudget_BitIdentical(t *testing.T) {
+	r := rand.New(rand.NewPCG(91, 92))
+	cases := 120
+	if raceEnabled {
+		cases = 30
+	}
+	ranged := 0
+	for c := range cases {
+		images := randomCase(r)
+		if c%3 == 0 {
+			images = withParts(r, images)
+		}
+		if c%5 == 0 {
+			i := r.IntN(len(images))
+			images[i].Map64, images[i].Map = pixelValues(images[i]), nil
+		}
+		opt := randomOptions(r)
+		ctx := fmt.Sprintf("case %d", c)
+		want := resultJSON(t, ctx+" compute")(Compute(images, opt))
+		for _, budget := range []int64{1, 64, 1 << 10, 1 << 30} {
+			o := opt
+			o.SortBudget = budget
+			if got := resultJSON(t, ctx+" budget")(Compute(images, o)); !bytes.Equal(got, want) {
+				t.Fatalf("%s budget %d: differs from the one-pass sort:\n%s\n%s", ctx, budget, got, want)
+			}
+			if slices.ContainsFunc(images, func(im Image) bool { return im.Map64 != nil }) {
+				continue
+			}
+			var mu sync.Mutex
+			reads := 0
+			load := func(i int, mask bool) (Image, error) {
+				mu.Lock()
+				reads++
+				mu.Unlock()
+				im := images[i]
+				if !mask {
+					im.Mask, im.SatRegions = nil, nil
+				}
+				return im, nil
+			}
+			if got := resultJSON(t, ctx+" stream budget")(ComputeStream(len(images), load, o)); !bytes.Equal(got, want) {
+				t.Fatalf("%s budget %d: streamed differs from the one-pass sort:\n%s\n%s", ctx, budget, got, want)
+			}
+			// A budget of one byte sorts one bucket per pass: many more reads than images.
+			if budget == 1 && reads > 4*len(images) {
+				ranged++
+			}
+		}
+	}
+	if ranged == 0 {
+		t.Error("no streamed case read its maps more than 4 times under a 1-byte budget: the sort never went by ranges")
+	}
+	t.Logf("%d of %d cases sorted by ranges", ranged, cases)
 }
