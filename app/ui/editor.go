@@ -44,6 +44,7 @@ type editorState struct {
 	cls           int
 	classes       []protocol.LabelClass
 	palette       [256][4]uint8
+	paintBuf      []byte // reused by paint: a whole-image repaint would otherwise allocate 4 bytes a pixel each time
 	opacity       float64
 	showMask      bool
 	showGT        bool
@@ -289,13 +290,15 @@ func (ed *editorState) paint(r Rect) {
 		return
 	}
 	rw, rh := r.X1-r.X0, r.Y1-r.Y0
-	buf := make([]byte, rw*rh*4)
+	if cap(ed.paintBuf) < rw*rh*4 {
+		ed.paintBuf = make([]byte, rw*rh*4)
+	}
+	buf := ed.paintBuf[:rw*rh*4]
 	k := 0
 	for y := r.Y0; y < r.Y1; y++ {
 		row := ed.ed.Pix[y*ed.w+r.X0 : y*ed.w+r.X1]
 		for _, v := range row {
-			c := ed.palette[v]
-			buf[k], buf[k+1], buf[k+2], buf[k+3] = c[0], c[1], c[2], c[3]
+			*(*[4]uint8)(buf[k : k+4]) = ed.palette[v]
 			k += 4
 		}
 	}

@@ -62,20 +62,23 @@ var ErrOutside = errors.New("the point is outside the image")
 // Filler grows regions. It keeps its buffers between calls, so a tool that grows a region on every
 // click or slider step allocates once per image size, not once per region.
 type Filler struct {
-	seen  []uint32 // seen[i] == gen: pixel i was visited by the current fill
-	gen   uint32
-	stack []int32
+	// in[i]: pixel i is in the region and not yet taken by the current fill; valid for the rows y whose
+	// rowGen[y] is gen (a row is tested the first time the fill reaches it).
+	in     []bool
+	rowGen []uint32
+	gen    uint32
+	stack  []int32
 }
 
-func (f *Filler) reset(n int) {
-	if len(f.seen) != n {
-		f.seen = make([]uint32, n)
+func (f *Filler) reset(w, h int) {
+	if len(f.in) != w*h || len(f.rowGen) != h {
+		f.in, f.rowGen = make([]bool, w*h), make([]uint32, h)
 		f.gen = 0
 	}
 	f.gen++
 	if f.gen == 0 {
 		// The generation counter wrapped: old marks could collide with the new generation.
-		clear(f.seen)
+		clear(f.rowGen)
 		f.gen = 1
 	}
 	f.stack = f.stack[:0]
@@ -91,13 +94,16 @@ func (f *Filler) Grow(img *RGBA, x, y, tol int, dst []Span) ([]Span, error) {
 	tol = max(0, min(255, tol))
 	o := (y*img.W + x) * 4
 	sr, sg, sb := int(img.Pix[o]), int(img.Pix[o+1]), int(img.Pix[o+2])
-	pix := img.Pix
-	in := func(i int) bool {
-		p := pix[i*4 : i*4+3 : i*4+3]
-		dr, dg, db := int(p[0])-sr, int(p[1])-sg, int(p[2])-sb
-		return dr <= tol && -dr <= tol && dg <= tol && -dg <= tol && db <= tol && -db <= tol
+	pix, w := img.Pix, img.W
+	test := func(y int, out []bool) {
+		row := pix[y*w*4 : (y+1)*w*4]
+		for x := range out {
+			p := row[x*4 : x*4+3 : x*4+3]
+			dr, dg, db := int(p[0])-sr, int(p[1])-sg, int(p[2])-sb
+			out[x] = dr <= tol && -dr <= tol && dg <= tol && -dg <= tol && db <= tol && -db <= tol
+		}
 	}
-	return f.fill(img.W, img.H, x, y, false, in, dst), nil
+	return f.fill(img.W, img.H, x, y, false, test, dst), nil
 }
 
 // Component returns the connected region of label pixels equal to the one at (x, y), 8-connected as
@@ -110,54 +116,64 @@ func (f *Filler) Component(pix []uint8, w, h, x, y int, dst []Span) ([]Span, err
 		return dst, ErrOutside
 	}
 	v := pix[y*w+x]
-	return f.fill(w, h, x, y, true, func(i int) bool { return pix[i] == v }, dst), nil
+	test := func(y int, out []bool) {
+		for x, p := range pix[y*w : (y+1)*w] {
+			out[x] = p == v
+		}
+	}
+	return f.fill(w, h, x, y, true, test, dst), nil
 }
 
 // fill is a scanline flood fill: it extends each seed to a whole run of its row and seeds the rows above
-// and below once per run, so it touches each pixel a small constant number of times.
-func (f *Filler) fill(w, h, x, y int, conn8 bool, in func(i int) bool, dst []Span) []Span {
-	f.reset(w * h)
-	seen, gen := f.seen, f.gen
+// and below once per run, so it touches each pixel a small constant number of times. test fills in a
+// row's membership the first time the fill reaches the row (one tight loop per row instead of a call per
+// pixel visit, which is what the fill's time went to in the browser), and taking a pixel clears it.
+func (f *Filler) fill(w, h, x, y int, conn8 bool, test func(y int, out []bool), dst []Span) []Span {
+	f.reset(w, h)
+	gen, in := f.gen, f.in
+	row := func(y int) {
+		if f.rowGen[y] != gen {
+			test(y, in[y*w:(y+1)*w])
+			f.rowGen[y] = gen
+		}
+	}
+	row(y)
 	f.stack = append(f.stack, int32(y*w+x))
 	for len(f.stack) > 0 {
 		i := int(f.stack[len(f.stack)-1])
 		f.stack = f.stack[:len(f.stack)-1]
-		if seen[i] == gen {
+		if !in[i] {
 			continue
 		}
-		row := i / w
-		base := row * w
+		r := i / w
+		base := r * w
 		x0, x1 := i-base, i-base+1
-		seen[i] = gen
-		for x0 > 0 && seen[base+x0-1] != gen && in(base+x0-1) {
+		in[i] = false
+		for x0 > 0 && in[base+x0-1] {
 			x0--
-			seen[base+x0] = gen
+			in[base+x0] = false
 		}
-		for x1 < w && seen[base+x1] != gen && in(base+x1) {
-			seen[base+x1] = gen
+		for x1 < w && in[base+x1] {
+			in[base+x1] = false
 			x1++
 		}
-		dst = append(dst, Span{int32(row), int32(x0), int32(x1)})
+		dst = append(dst, Span{int32(r), int32(x0), int32(x1)})
 		lo, hi := x0, x1
 		if conn8 {
 			lo, hi = max(0, x0-1), min(w, x1+1)
 		}
-		for _, ny := range [2]int{row - 1, row + 1} {
+		for _, ny := range [2]int{r - 1, r + 1} {
 			if ny < 0 || ny >= h {
 				continue
 			}
-			nb := ny * w
+			row(ny)
+			nb := ny*w + lo
 			run := false
-			for nx := lo; nx < hi; nx++ {
-				j := nb + nx
-				if seen[j] != gen && in(j) {
-					if !run {
-						f.stack = append(f.stack, int32(j))
-						run = true
-					}
-				} else {
-					run = false
+			for k, v := range in[nb : nb+hi-lo] {
+				if v && !run {
+					f.stack = append(f.stack, int32(nb+k))
 				}
+				run = v
 			}
 		}
 	}

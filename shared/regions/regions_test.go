@@ -352,3 +352,83 @@ func BenchmarkSLIC1024Textured(b *testing.B) {
 		}
 	}
 }
+
+// TestFiller_RandomImages_MatchBFS: on random small images of few colours, Grow (4-connected, within the
+// tolerance of the seed) and Component (8-connected, equal labels) give exactly the pixels of a plain
+// breadth-first search, each pixel once, whatever was filled before with the same Filler.
+func TestFiller_RandomImages_MatchBFS(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 8))
+	var f Filler
+	var spans []Span
+	for c := range 400 {
+		w, h := 1+r.IntN(24), 1+r.IntN(24)
+		levels := 1 + r.IntN(4)
+		pix := make([]uint8, w*h*4)
+		lab := make([]uint8, w*h)
+		for i := range lab {
+			lab[i] = uint8(r.IntN(levels))
+			for k := range 3 {
+				pix[i*4+k] = lab[i]*40 + uint8(r.IntN(8))
+			}
+		}
+		img, err := NewRGBA(w, h, pix)
+		if err != nil {
+			t.Fatal(err)
+		}
+		x, y, tol := r.IntN(w), r.IntN(h), r.IntN(50)
+		seed := y*w + x
+		within := func(i int) bool {
+			for k := range 3 {
+				d := int(pix[i*4+k]) - int(pix[seed*4+k])
+				if d > tol || -d > tol {
+					return false
+				}
+			}
+			return true
+		}
+		check := func(name string, spans []Span, conn8 bool, ok func(i int) bool) {
+			t.Helper()
+			want := make([]bool, w*h)
+			want[seed] = true
+			queue := []int{seed}
+			for len(queue) > 0 {
+				i := queue[0]
+				queue = queue[1:]
+				for dy := -1; dy <= 1; dy++ {
+					for dx := -1; dx <= 1; dx++ {
+						if (dx == 0 && dy == 0) || (!conn8 && dx != 0 && dy != 0) {
+							continue
+						}
+						nx, ny := i%w+dx, i/w+dy
+						if nx < 0 || ny < 0 || nx >= w || ny >= h || want[ny*w+nx] || !ok(ny*w+nx) {
+							continue
+						}
+						want[ny*w+nx] = true
+						queue = append(queue, ny*w+nx)
+					}
+				}
+			}
+			got := make([]int, w*h)
+			for _, s := range spans {
+				for x := s.X0; x < s.X1; x++ {
+					got[int(s.Y)*w+int(x)]++
+				}
+			}
+			for i := range got {
+				if got[i] > 1 || (got[i] == 1) != want[i] {
+					t.Fatalf("case %d %s: pixel %d,%d covered %d times, in the region: %v", c, name, i%w, i/w, got[i], want[i])
+				}
+			}
+		}
+		spans, err = f.Grow(img, x, y, tol, spans[:0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		check("Grow", spans, false, within)
+		spans, err = f.Component(lab, w, h, x, y, spans[:0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		check("Component", spans, true, func(i int) bool { return lab[i] == lab[seed] })
+	}
+}
