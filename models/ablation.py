@@ -50,6 +50,8 @@ VARIANTS: Dict[str, dict] = {
     "plain-rd": dict(args=["--preset", "plain-rd"], rd_steps=True, dtd=False, about="plain RD, same teacher (--preset plain-rd)"),
     "paper": dict(args=PAPER, about="the paper's reading: an I_a for every image, DTD, fusion + LDA + CAAMS-FF + seg head"),
     "no-fusion": dict(args=PAPER + ["--no-fusion"], about="paper without cross-stage fusion"),
+    "no-fusion-builtin": dict(args=PAPER + ["--no-fusion"], dtd=False,
+                              about="paper without cross-stage fusion, built-in textures instead of DTD"),
     "no-lda": dict(args=PAPER + ["--no-lda"], about="paper without LDA"),
     "no-caams": dict(args=PAPER + ["--no-caams"], about="paper without CAAMS-FF"),
     "normal-0.5": dict(args=PAPER + ["--normal-prob", "0.5"], about="paper with half the samples normal (both stages)"),
@@ -70,7 +72,7 @@ VARIANTS: Dict[str, dict] = {
 # Order of launch: what the comparison cannot do without first.
 DEFAULT_ORDER = ["defaults", "plain-rd", "paper", "normal-0.5", "no-fusion", "seg-normal-0.5", "fg-self-segn", "self-0.5",
                  "fg", "fg-self-n0.5", "gate", "no-lda", "no-caams", "builtin-tex", "fusion-norm", "anomaly-weight-1",
-                 "gate-fg-self-segn", "defaults-no-fusion"]
+                 "gate-fg-self-segn", "defaults-no-fusion", "no-fusion-builtin"]
 MAPS = ("seg", "rd", "combo")
 VAL_N, VAL_SEED, TOPK = 64, 4242, 100  # as rdre/validation.py
 
