@@ -71,6 +71,40 @@ var (
 	spStep = 0
 )
 
+// spCache keeps the superpixels of the last images labelled, so that going back to an image (Prev, then
+// Next) does not compute them again (about 1.5 s at 1024x1024). Each entry costs 4 bytes a pixel.
+var spCache []spCached
+
+const spCacheSize = 4
+
+type spCached struct {
+	key string // dataset, image, size and step
+	sp  *regions.Superpixels
+	ms  float64
+}
+
+func spKey(ed *editorState, step int) string {
+	return fmt.Sprintf("%s\x00%s\x00%dx%d\x00%d", ed.dataset, ed.image, ed.w, ed.h, step)
+}
+
+func spLookup(key string) (spCached, bool) {
+	for i, c := range spCache {
+		if c.key == key {
+			// Most recently used last.
+			spCache = append(append(spCache[:i:i], spCache[i+1:]...), c)
+			return c, true
+		}
+	}
+	return spCached{}, false
+}
+
+func spStore(c spCached) {
+	if len(spCache) >= spCacheSize {
+		spCache = append(spCache[:0:0], spCache[len(spCache)-spCacheSize+1:]...)
+	}
+	spCache = append(spCache, c)
+}
+
 // spSteps are the choices of the superpixel size select.
 var spSteps = []struct {
 	step  int
@@ -143,6 +177,13 @@ func (s *Studio) startSuperpixels(ed *editorState) {
 	if sm.spState == spComputing || sm.spState == spReady {
 		return
 	}
+	step := spStep
+	key := spKey(ed, step)
+	if c, ok := spLookup(key); ok {
+		sm.sp, sm.spState, sm.spMs = c.sp, spReady, c.ms
+		sm.spStamp = make([]uint32, c.sp.N)
+		return
+	}
 	img, err := sm.pixels()
 	if err != nil {
 		if !errors.Is(err, errImageLoading) {
@@ -151,7 +192,6 @@ func (s *Studio) startSuperpixels(ed *editorState) {
 		return
 	}
 	sm.spState, sm.spErr = spComputing, ""
-	step := spStep
 	s.mctx.Async(func() {
 		// A test hook: browser tests hold the computation back to see the tools before it is done.
 		if d := app.Window().Get("rdreSlicDelayMs"); d.Type() == app.TypeNumber {
@@ -161,6 +201,10 @@ func (s *Studio) startSuperpixels(ed *editorState) {
 		t0 := perf.Call("now").Float()
 		sp, err := regions.SLIC(img, regions.SLICOptions{Step: step, Yield: func() { time.Sleep(time.Millisecond) }})
 		ms := perf.Call("now").Float() - t0
+		if err == nil {
+			// Kept even when the labeller has moved on: coming back is the case the cache is for.
+			s.mctx.Dispatch(func(app.Context) { spStore(spCached{key: key, sp: sp, ms: ms}) })
+		}
 		s.mctx.Dispatch(func(app.Context) {
 			if smart != sm {
 				return

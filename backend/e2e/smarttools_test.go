@@ -513,3 +513,35 @@ func TestSmart_SuperpixelSize_Recomputes(t *testing.T) {
 	waitJS(t, ctx, 20*time.Second, "fine superpixels", testid("superpixel-status")+`.dataset.state === 'ready' && +`+testid("superpixel-status")+fmt.Sprintf(`.dataset.count > %d`, coarse))
 	t.Logf("superpixels of the 128x128 fixture: %d auto, %d coarse, %d fine", auto, coarse, eval[int](t, ctx, `+`+testid("superpixel-status")+`.dataset.count`))
 }
+
+// TestSmart_Superpixels_KeptOnReturn: going to the next image and back used to compute the first image's
+// superpixels again (about 1.5 s at 1024x1024); they are ready at once now, with no new computation.
+func TestSmart_Superpixels_KeptOnReturn(t *testing.T) {
+	const img = "test/good/000.png"
+	ctx, _, _ := openSmart(t, img)
+	clickTestID(t, ctx, "tool-superpixel")
+	waitJS(t, ctx, 20*time.Second, "the superpixels", testid("superpixel-status")+`.dataset.state === 'ready'`)
+	count := eval[int](t, ctx, `+`+testid("superpixel-status")+`.dataset.count`)
+	computed := eval[int](t, ctx, `(window.rdreSlicMs || []).length`)
+	waitJS(t, ctx, 10*time.Second, "a next image", `!`+testid("next-image")+`.disabled`)
+	clickTestID(t, ctx, "next-image")
+	waitJS(t, ctx, 20*time.Second, "the next image", fmt.Sprintf(`new URLSearchParams(location.search).get('id') !== %q`, img))
+	waitJS(t, ctx, 20*time.Second, "the image loaded", `document.getElementById('editor-image').complete && document.getElementById('editor-image').naturalWidth > 0`)
+	clickTestID(t, ctx, "tool-superpixel")
+	waitJS(t, ctx, 20*time.Second, "its superpixels", testid("superpixel-status")+`.dataset.state === 'ready'`)
+	computed2 := eval[int](t, ctx, `(window.rdreSlicMs || []).length`)
+	if computed2 != computed+1 {
+		t.Fatalf("the next image's superpixels: %d computations after %d, want one more", computed2, computed)
+	}
+	clickTestID(t, ctx, "prev-image")
+	waitJS(t, ctx, 20*time.Second, "the first image again", fmt.Sprintf(`new URLSearchParams(location.search).get('id') === %q`, img))
+	waitJS(t, ctx, 20*time.Second, "the image loaded", `document.getElementById('editor-image').complete && document.getElementById('editor-image').naturalWidth > 0`)
+	clickTestID(t, ctx, "tool-superpixel")
+	waitJS(t, ctx, 20*time.Second, "its superpixels", testid("superpixel-status")+`.dataset.state === 'ready'`)
+	if n := eval[int](t, ctx, `(window.rdreSlicMs || []).length`); n != computed2 {
+		t.Errorf("coming back computed the superpixels again: %d computations, want %d", n, computed2)
+	}
+	if n := eval[int](t, ctx, `+`+testid("superpixel-status")+`.dataset.count`); n != count {
+		t.Errorf("coming back shows %d superpixels, want the %d of before", n, count)
+	}
+}
