@@ -43,6 +43,15 @@ def _fix_output_shapes(m: onnx.ModelProto, size: int) -> None:
                 nd.dim_value = d
 
 
+def components(cfg: dict) -> dict:
+    """What the network has. LDA, CAAMS-FF, the gate and the norm are parts of the cross-stage fusion, so without
+    the fusion they are absent whatever the config's flags say (the flags only matter to rebuild the model)."""
+    out = {k: bool(cfg.get(k, False)) for k in ("fusion", "lda", "caams", "seg", "fusion_gate", "linear_out", "fusion_norm")}
+    if not out["fusion"]:
+        out.update(lda=False, caams=False, fusion_gate=False, fusion_norm=False)
+    return out
+
+
 def metadata_for(model: RDRE, info: Dict[str, object]) -> Dict[str, str]:
     size = model.size
     md = {
@@ -64,7 +73,7 @@ def metadata_for(model: RDRE, info: Dict[str, object]) -> Dict[str, str]:
         "rdre.params": str(count_params(model)),
         "rdre.gflops": "%.3f" % (2 * count_macs(model, size) / 1e9),
         "rdre.output": getattr(model, "output", "seg"),
-        "rdre.components": json.dumps({k: bool(model.config.get(k, False)) for k in ("fusion", "lda", "caams", "seg", "fusion_gate", "linear_out", "fusion_norm")}, sort_keys=True),
+        "rdre.components": json.dumps(components(model.config), sort_keys=True),
     }
     if info.get("selection"):
         md["rdre.output_selection"] = json.dumps(info["selection"], sort_keys=True)

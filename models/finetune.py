@@ -14,6 +14,8 @@ Contract:
   normal appearance, and real defects there would teach it to reproduce them.
 - The data fingerprint and the checkpoint are those of ``models.train``; the real images' and masks' paths
   and a sha256 over their files are written to ``OUT/real_images.json``.
+- The exported map is the segmentation head's (``--output seg``) unless ``--output`` says otherwise: the
+  real masks teach the head, and the trainer's default, the student's RD map, would not show what they taught.
 - Everything else, progress stream included (``--progress-json``), is ``models.train``'s.
 """
 
@@ -96,6 +98,8 @@ def main(argv=None) -> int:
         print(f"models.finetune: --real-prob {ours.real_prob} outside (0, 1]", file=sys.stderr)
         return 2
     args = _train.parse_args(rest)
+    if not any(a == "--output" or a.startswith("--output=") for a in rest):
+        args.output = "seg"
     with open(ours.real_list, encoding="utf-8") as f:
         entries = json.load(f)
     try:

@@ -46,9 +46,9 @@ def resolve_device(name: str) -> str:
 # segmentation head, score = RD map). Flags given on the command line override a preset's values.
 PRESETS = {
     "rdre": {},
-    "paper": dict(normal_prob=0.0, seg_normal_prob=None, anomaly_fg=False, anomaly_self=0.0, fusion_norm=False, fusion_gate=False,
-                  anomaly_weight=0.0, output="seg"),
-    "plain-rd": dict(no_fusion=True, no_seg=True, normal_prob=1.0, steps_seg=0, anomaly_source=None, seg_normal_prob=None,
+    "paper": dict(fusion=True, normal_prob=0.0, seg_normal_prob=None, anomaly_fg=False, anomaly_self=0.0, fusion_norm=False,
+                  fusion_gate=False, anomaly_weight=0.0, output="seg"),
+    "plain-rd": dict(fusion=False, no_seg=True, normal_prob=1.0, steps_seg=0, anomaly_source=None, seg_normal_prob=None,
                      anomaly_fg=False, anomaly_self=0.0),
 }
 
@@ -78,7 +78,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--optimizer", default=d.optimizer, choices=["sgd", "adam"])
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--score", default=d.score, help="image score: topk_mean:K or max")
-    p.add_argument("--no-fusion", action="store_true", help="ablation: plain RD decoder (no cross-stage fusion)")
+    p.add_argument("--fusion", action=argparse.BooleanOptionalAction, default=d.fusion,
+                   help="the cross-stage fusion (LDA + CAAMS-FF) in the decoder; --no-fusion: plain RD decoder")
     p.add_argument("--fusion-gate", action="store_true", help="zero-initialised gate on the fusion branch (not in the paper)")
     p.add_argument("--no-lda", action="store_true")
     p.add_argument("--no-caams", action="store_true")
@@ -120,7 +121,7 @@ def config_from_args(args, weights=None, fingerprint_value: str = "", category: 
         teacher=args.teacher, teacher_weights=weights, anomaly_source=args.anomaly_source, size=args.size,
         steps_student=args.steps_student, steps_seg=args.steps_seg, batch_size=args.batch_size,
         lr_student=args.lr_student, lr_fusion=args.lr_fusion, lr_seg=args.lr_seg, optimizer=args.optimizer,
-        seed=args.seed, fusion=not args.no_fusion, lda=not args.no_lda, caams=not args.no_caams, seg=not args.no_seg,
+        seed=args.seed, fusion=args.fusion, lda=not args.no_lda, caams=not args.no_caams, seg=not args.no_seg,
         score=args.score, normal_prob=args.normal_prob, fusion_gate=args.fusion_gate, anomaly_weight=args.anomaly_weight,
         seg_normal_prob=args.seg_normal_prob, anomaly_fg=args.anomaly_fg, anomaly_self=args.anomaly_self, fusion_norm=args.fusion_norm,
         output=args.output,

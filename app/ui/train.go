@@ -385,7 +385,7 @@ func (p *TrainPanel) renderForm(busy bool, cur *protocol.TrainInfo) app.UI {
 	}
 	d, q, g := p.env.Defaults, p.env.Quick, p.env.GPUPreset
 	controls := []app.UI{
-		app.Label().Title("rdre: the paper's model; plain-rd: plain reverse distillation, the baseline it is measured against").Body(
+		app.Label().Title("rdre: RD-RE as this tool trains it (no cross-stage fusion, the student's map; models/README.md); plain-rd: plain reverse distillation, the baseline it is measured against").Body(
 			app.Text("Preset "), sel("train-preset", &f.preset, option(protocol.PresetRDRE, "RD-RE", f.preset), option(protocol.PresetPlainRD, "plain RD", f.preset))),
 		app.Label().Body(app.Text("Teacher "), sel("train-teacher", &f.teacher, teachers...)),
 		app.Label().Title("input resolution, a multiple of 32").Body(app.Text("Size "), numInput("train-size", "", &f.size, "5em")),

@@ -56,7 +56,7 @@ func runTrain(args []string, stdout, stderr io.Writer) int {
 	layout := fs.String("layout", "", "force the dataset layout (default: detect); one of "+strings.Join(dataset.LayoutNames(), ", "))
 	out := fs.String("out", "", "the run's folder: staged images, checkpoint.pt, train.log, previews/, model.onnx, MODEL_CARD.md; a folder with a checkpoint continues from it")
 	workspace := fs.String("workspace", "", "workspace file: register the model there (as serve does) and evaluate it on the dataset's test images; without it the model is exported only")
-	preset := fs.String("preset", d.Preset, "rdre (the paper's model) or plain-rd (the plain reverse-distillation baseline)")
+	preset := fs.String("preset", d.Preset, "rdre (RD-RE with the trainer's defaults: no cross-stage fusion, the student's map; models/README.md) or plain-rd (the plain reverse-distillation baseline)")
 	teacher := fs.String("teacher", d.Teacher, "mobilenet_v2 (built in: models/teachers) or resnet18 (needs --teacher-weights)")
 	teacherWeights := fs.String("teacher-weights", "", "resnet18: torchvision ImageNet state_dict file")
 	size := fs.Int("size", d.Size, "input resolution (a multiple of 32)")

@@ -51,4 +51,8 @@ def test_main_trains_and_records_the_real_images(mvtec_dir, tmp_path):
     rec = json.load(open(os.path.join(out, "real_images.json")))
     assert rec["images"] == [e["image"] for e in entries] and rec["real_prob"] == 0.5
     assert os.path.isfile(os.path.join(out, "checkpoint.pt"))
+    # The real masks teach the segmentation head, so that is what a fine-tuned model exports by default.
+    from models.rdre.trainer import load_model
+
+    assert load_model(os.path.join(out, "checkpoint.pt"))[0].output == "seg"
     assert main(["--real-list", real, "--real-prob", "0", "--data", mvtec_dir, "--out", out]) == 2

@@ -1,6 +1,7 @@
 """Training on generated data: both losses fall, runs are deterministic, checkpoints resume exactly."""
 
 import dataclasses
+import json
 
 import pytest
 import torch
@@ -16,7 +17,9 @@ SIZE = 64
 
 
 def tiny_cfg(**kw) -> TrainConfig:
-    base = dict(size=SIZE, batch_size=4, steps_student=0, steps_seg=0, seed=0, log_every=1000, ckpt_every=1000)
+    # The paper's fusion on, so that these tests cover every part of the network; the defaults (no fusion) have
+    # their own tests below.
+    base = dict(size=SIZE, batch_size=4, steps_student=0, steps_seg=0, seed=0, log_every=1000, ckpt_every=1000, fusion=True)
     base.update(kw)
     return TrainConfig(**base)
 
@@ -160,3 +163,27 @@ def test_Trainer_save_CheckpointRebuildsFromConfig(images, tmp_path):
     loaded, _ = load_model(str(tmp_path / "old.pt"))
     for a, b in zip(loaded.state_dict().values(), model.state_dict().values()):
         assert torch.equal(a, b)
+
+
+def test_Trainer_defaults_NoFusionExportsTheRDMap(images, tmp_path):
+    # The trainer's defaults: a decoder without cross-stage fusion (no LDA/CAAMS-FF parameters, one learning rate
+    # for the student), a trained segmentation head, and the student's RD map as the exported anomaly_map.
+    cfg = TrainConfig(size=SIZE, batch_size=4, steps_student=2, steps_seg=1, seed=0, log_every=1000, ckpt_every=1000)
+    tr = Trainer(cfg, images)
+    assert [g["lr"] for g in tr.opt_student.param_groups] == [0.1]
+    ckpt = str(tmp_path / "c.pt")
+    tr.run(ckpt)
+    assert (tr.step_student, tr.step_seg) == (2, 1)
+    assert tr.model.output == "rd" and tr.selection == {}
+    model, st = load_model(ckpt)
+    assert model.config["fusion"] is False and model.output == "rd"
+    x = images[:2]
+    with torch.no_grad():
+        out = model(x)
+    amap, rd = out[0], out[2]
+    assert torch.equal(amap, rd)
+    from models.export import checkpoint_info, metadata_for
+
+    comps = json.loads(metadata_for(model, checkpoint_info(st))["rdre.components"])
+    assert comps == {"fusion": False, "lda": False, "caams": False, "seg": True, "fusion_gate": False, "linear_out": comps["linear_out"],
+                     "fusion_norm": False}
