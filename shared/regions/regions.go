@@ -95,12 +95,14 @@ func (f *Filler) Grow(img *RGBA, x, y, tol int, dst []Span) ([]Span, error) {
 	o := (y*img.W + x) * 4
 	sr, sg, sb := int(img.Pix[o]), int(img.Pix[o+1]), int(img.Pix[o+2])
 	pix, w := img.Pix, img.W
+	// |d| <= tol as one unsigned comparison: d+tol in [0, 2 tol].
+	span := uint(2 * tol)
 	test := func(y int, out []bool) {
 		row := pix[y*w*4 : (y+1)*w*4]
 		for x := range out {
-			p := row[x*4 : x*4+3 : x*4+3]
-			dr, dg, db := int(p[0])-sr, int(p[1])-sg, int(p[2])-sb
-			out[x] = dr <= tol && -dr <= tol && dg <= tol && -dg <= tol && db <= tol && -db <= tol
+			o := x * 4
+			r, g, b := row[o], row[o+1], row[o+2]
+			out[x] = uint(int(r)-sr+tol) <= span && uint(int(g)-sg+tol) <= span && uint(int(b)-sb+tol) <= span
 		}
 	}
 	return f.fill(img.W, img.H, x, y, false, test, dst), nil
