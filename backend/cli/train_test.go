@@ -97,6 +97,9 @@ func TestTrain_EndToEnd_RegistersAndEvaluatesWithoutItsOwnImages(t *testing.T) {
 			t.Errorf("run folder: %v", err)
 		}
 	}
+	if card, err := os.ReadFile(filepath.Join(out, "MODEL_CARD.md")); err != nil || !strings.Contains(string(card), "no cross-stage fusion; `anomaly_map` is the student's RD map") {
+		t.Errorf("the model card does not state the recipe: %v\n%s", err, card)
+	}
 	// 6 of the 10 good images trained, 1 calibrated; the evaluation saw the other 3 and the 4 defects.
 	if res.Metrics["images"] != float64(7) || res.Metrics["excluded"] != float64(7) {
 		t.Fatalf("metrics: %+v", res.Metrics)

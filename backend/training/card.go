@@ -128,7 +128,7 @@ func (c Card) Markdown() string {
 	}
 	w("| data fingerprint | `%s` (sha256 over the training files' sorted names and bytes) |\n", c.DataFingerprint)
 	o := c.Options
-	w("| preset | %s |\n| teacher | %s: %s |\n", o.Preset, o.Teacher, c.TeacherSource)
+	w("| preset | %s: %s |\n| teacher | %s: %s |\n", o.Preset, recipeText(o.Preset, c.RealImages > 0), o.Teacher, c.TeacherSource)
 	w("| input size | %d |\n| steps | %d student + %d segmentation, batch %d, seed %d |\n", o.Size, o.StepsStudent, o.StepsSeg, o.Batch, o.Seed)
 	w("| anomaly source | %s |\n", o.AnomalySource)
 	w("| device | %s (asked: %s), threads: %d; PyTorch %s%s; %s |\n", c.Device, o.Device, c.Threads, c.Torch, gpuText(c.GPU), c.Python)
@@ -210,4 +210,17 @@ func writeAtomic(p string, data []byte) error {
 		return err
 	}
 	return os.Rename(tmp, p)
+}
+
+// recipeText says what a preset trains and which map the model exports (models/README.md, "Beyond bottle").
+func recipeText(preset string, finetuned bool) string {
+	if preset == protocol.PresetPlainRD {
+		return "plain reverse distillation (the baseline: no synthetic anomalies, no segmentation head)"
+	}
+	out := "`anomaly_map` is the student's RD map"
+	if finetuned {
+		out = "`anomaly_map` is the segmentation head's map, which the real masks trained"
+	}
+	return "RD-RE as the trainer's defaults build it since issue 17: the student trained on synthetic anomalies, " +
+		"no cross-stage fusion; " + out
 }
