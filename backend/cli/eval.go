@@ -217,6 +217,11 @@ func evaluateSource(src *evalSource, opt metrics.Options, wantState bool, budget
 				return err
 			}
 			add(ns)
+			if i == 0 && mostlyDistinct(img.Map) && int64(img.W)*int64(img.H)*int64(n)/4 > budget {
+				// A float32 map: every image will add about as many entries as it has pixels, so
+				// counting this one (tens of ms at 900x900) would only confirm it.
+				return metrics.ErrOverBudget
+			}
 			return b.Add(img)
 		}
 		// The first images tell how the histograms grow: by a whole image's worth of distinct values each
@@ -228,12 +233,6 @@ func evaluateSource(src *evalSource, opt metrics.Options, wantState bool, budget
 			err = step(i)
 			if i == 0 {
 				e1 = b.Entries()
-				// Most values of the first map distinct (float32): every image will add as many, so
-				// there is no need to count two more to know (each costs tens of ms at 900x900).
-				im := src.infos[0]
-				if err == nil && 4*e1 > int64(im.Width)*int64(im.Height) && e1*int64(n) > budget {
-					err = metrics.ErrOverBudget
-				}
 			}
 		}
 		if err == nil && k > 1 && n > k {
@@ -452,4 +451,19 @@ func runEvalMerge(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// mostlyDistinct tells from a sample of 4096 values whether most of a map's values differ from each other,
+// as in a float32 map (a float16 or 8-bit one repeats its few values).
+func mostlyDistinct(m []float32) bool {
+	const sample = 4096
+	if len(m) < 4*sample {
+		return false
+	}
+	seen := make(map[float32]struct{}, sample)
+	step := len(m) / sample
+	for i := 0; i < sample; i++ {
+		seen[m[i*step]] = struct{}{}
+	}
+	return len(seen) > sample/2
 }

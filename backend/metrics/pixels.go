@@ -472,6 +472,18 @@ func sweepInto(s *sweep, st *sortedSet) {
 			}
 			quiet := s.quietUntil()
 			fp, groups := s.fp, int64(0)
+			// When every normal above the floor enters before the next stop (an FPR limit or a curve
+			// point) and none is below the probe, they enter as one batch: its size by a search, its
+			// groups by counting changes of value, instead of a pass through the loop below per group.
+			lo := 0
+			if j >= 0 {
+				lo = firstAbove(normals[:i+1], floor)
+			}
+			if n := int64(i + 1 - lo); fp+n <= quiet && !(s.probeOn && !s.probed && float64(unkey(normals[lo])) < s.probeT) {
+				s.quiet(n, 1+changes(normals[lo:i+1]), float64(unkey(normals[lo])))
+				i = lo - 1
+				continue
+			}
 			var last uint32
 			for i >= 0 && (j < 0 || normals[i] > floor) {
 				v, i0 := normals[i], i
@@ -520,6 +532,38 @@ func sweepInto(s *sweep, st *sortedSet) {
 		}
 		s.step(float64(unkey(k)), int64(len(g)), dfp)
 	}
+}
+
+// firstAbove returns the first index of ascending a whose key is above floor; a's last key is. It gallops
+// down from the end, since the run above the next defect score is usually short.
+func firstAbove(a []uint32, floor uint32) int {
+	hi, step := len(a)-1, 1
+	lo := hi - step
+	for lo >= 0 && a[lo] > floor {
+		hi, step = lo, step*2
+		lo = hi - step
+	}
+	lo = max(lo, -1) // a[lo] <= floor, or before the start
+	for hi-lo > 1 {
+		mid := int(uint(lo+hi) >> 1)
+		if a[mid] > floor {
+			hi = mid
+		} else {
+			lo = mid
+		}
+	}
+	return hi
+}
+
+// changes counts the places where ascending a changes value: its distinct values less one.
+func changes(a []uint32) int64 {
+	var c int64
+	for k := 1; k < len(a); k++ {
+		if a[k] != a[k-1] {
+			c++
+		}
+	}
+	return c
 }
 
 // enterGroup enters the defect pixels of one score (packed score << 32 | cell) by ascending cell, counting
