@@ -112,11 +112,9 @@ func runEval(args []string, stdout, stderr io.Writer) int {
 	if threshold != nil {
 		opt.ThresholdSource = "--threshold"
 	}
-	{
-		if opt.SortBudget, err = imageio.ParseBytes(*sortBudget); err != nil || (opt.SortBudget > 0 && opt.SortBudget < 1<<20) {
-			fmt.Fprintf(stderr, "rdre eval: --sort-budget %q: want 0 (no bound) or a size of at least 1MiB, such as 256MiB or 2GiB\n", *sortBudget)
-			return 2
-		}
+	if opt.SortBudget, err = imageio.ParseBytes(*sortBudget); err != nil || (opt.SortBudget > 0 && opt.SortBudget < 1<<20) {
+		fmt.Fprintf(stderr, "rdre eval: --sort-budget %q: want 0 (no bound) or a size of at least 1MiB, such as 256MiB or 2GiB\n", *sortBudget)
+		return 2
 	}
 	if *thresholds != "" {
 		if threshold != nil {
