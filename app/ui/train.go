@@ -389,7 +389,7 @@ func (p *TrainPanel) renderForm(busy bool, cur *protocol.TrainInfo) app.UI {
 			app.Text("Preset "), sel("train-preset", &f.preset, option(protocol.PresetRDRE, "RD-RE", f.preset), option(protocol.PresetPlainRD, "plain RD", f.preset))),
 		app.Label().Body(app.Text("Teacher "), sel("train-teacher", &f.teacher, teachers...)),
 		app.Label().Title("input resolution, a multiple of 32").Body(app.Text("Size "), numInput("train-size", "", &f.size, "5em")),
-		app.Label().Title("steps of stage 1 (the student) and stage 2 (the segmentation head)").Body(
+		app.Label().Title("steps of stage 1 (the student) and stage 2 (the segmentation head; RD-RE exports the student's map, so stage 2 does not change what the model finds: models/README.md)").Body(
 			app.Text("Steps "), numInput("train-steps-student", "student", &f.stepsStudent, "6em"), app.Text(" + "),
 			numInput("train-steps-seg", "segmentation", &f.stepsSeg, "6em")),
 		app.Label().Body(app.Text("Batch "), numInput("train-batch", "", &f.batch, "4em")),
