@@ -166,6 +166,32 @@ def test_ablation_one_and_tables(mvtec_dir, tmp_path):
     assert ablation.main(["one", "--category", "cat", "--variant", "defaults"] + common) == 0
 
 
+def test_ablation_prepare_mtdFolds_PartitionTheGoodImages(tmp_path):
+    from PIL import Image
+
+    from models import ablation
+
+    mtd = tmp_path / "mtd"
+    (mtd / "MT_Free" / "Imgs").mkdir(parents=True)
+    for i in range(8):
+        Image.new("L", (40, 30), 10 * i).save(mtd / "MT_Free" / "Imgs" / f"exp1_num_{i}.jpg")
+    held = []
+    for k in range(4):
+        out = tmp_path / f"f{k}"
+        assert ablation.main(["prepare", "--out", str(out), "--size", "16", "--mvtec", "", "--dtd", "", "--tflite", "",
+                              "--mtd", str(mtd), "--mtd-fold", str(k)]) == 0
+        test = sorted(os.listdir(out / "mtd" / "test" / "good"))
+        train = sorted(os.listdir(out / "mtd" / "train" / "good"))
+        assert len(test) == 2 and len(train) == 6 and not set(test) & set(train)
+        held += test
+    # Every image is a good test image in exactly one fold; fold 3 is the default split.
+    assert sorted(held) == sorted(f"exp1_num_{i}.png" for i in range(8))
+    assert sorted(os.listdir(tmp_path / "f3" / "mtd" / "test" / "good")) == ["exp1_num_3.png", "exp1_num_7.png"]
+    with pytest.raises(SystemExit):
+        ablation.main(["prepare", "--out", str(tmp_path / "bad"), "--mvtec", "", "--dtd", "", "--tflite", "",
+                       "--mtd", str(mtd), "--mtd-fold", "4"])
+
+
 def test_Trainer_load_OtherRecipe_Errors(tmp_path):
     images = smooth_images(8, SIZE, 0)
     base = dict(size=SIZE, batch_size=4, steps_student=1, steps_seg=0, seed=0, log_every=1000, ckpt_every=1000)
