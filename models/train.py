@@ -46,10 +46,10 @@ def resolve_device(name: str) -> str:
 # segmentation head, score = RD map). Flags given on the command line override a preset's values.
 PRESETS = {
     "rdre": {},
-    "paper": dict(fusion=True, normal_prob=0.0, seg_normal_prob=None, anomaly_fg=False, anomaly_self=0.0, fusion_norm=False,
+    "paper": dict(fusion=True, normal_prob=0.0, seg_normal_prob=None, anomaly_fg=False, anomaly_self=0.0, anomaly_color=0.0, fusion_norm=False,
                   fusion_gate=False, anomaly_weight=0.0, output="seg"),
     "plain-rd": dict(fusion=False, no_seg=True, normal_prob=1.0, steps_seg=0, anomaly_source=None, seg_normal_prob=None,
-                     anomaly_fg=False, anomaly_self=0.0),
+                     anomaly_fg=False, anomaly_self=0.0, anomaly_color=0.0),
 }
 
 
@@ -93,6 +93,8 @@ def parser() -> argparse.ArgumentParser:
                    help="limit synthetic anomalies to the estimated foreground (not in the paper)")
     p.add_argument("--anomaly-self", type=float, default=d.anomaly_self,
                    help="share of anomalies whose texture is a moved normal training image (not in the paper)")
+    p.add_argument("--anomaly-color", type=float, default=d.anomaly_color,
+                   help="share of anomalies that are a colour cast of the image itself (not in the paper)")
     p.add_argument("--fusion-norm", action=argparse.BooleanOptionalAction, default=d.fusion_norm,
                    help="BatchNorm on the fusion's encoder branch (not in the paper)")
     p.add_argument("--output", default=d.output, choices=["auto", "seg", "rd"],
@@ -123,7 +125,7 @@ def config_from_args(args, weights=None, fingerprint_value: str = "", category: 
         lr_student=args.lr_student, lr_fusion=args.lr_fusion, lr_seg=args.lr_seg, optimizer=args.optimizer,
         seed=args.seed, fusion=args.fusion, lda=not args.no_lda, caams=not args.no_caams, seg=not args.no_seg,
         score=args.score, normal_prob=args.normal_prob, fusion_gate=args.fusion_gate, anomaly_weight=args.anomaly_weight,
-        seg_normal_prob=args.seg_normal_prob, anomaly_fg=args.anomaly_fg, anomaly_self=args.anomaly_self, fusion_norm=args.fusion_norm,
+        seg_normal_prob=args.seg_normal_prob, anomaly_fg=args.anomaly_fg, anomaly_self=args.anomaly_self, anomaly_color=args.anomaly_color, fusion_norm=args.fusion_norm,
         output=args.output,
         category=category, data_fingerprint=fingerprint_value, log_every=args.log_every, ckpt_every=args.ckpt_every,
         device=resolve_device(args.device),

@@ -13,6 +13,8 @@ Two options that are not in the paper (off by default; models/README.md, "Beyond
   made of the category's own material instead of a DTD texture.
 - ``fg`` passed to ``__call__``: per-image foreground masks (``foreground_mask``); the Perlin mask is
   intersected with them, so anomalies land on the object and not on the background.
+- ``color_prob``: the share of anomalies whose A is the image itself with a colour cast (``colour_cast``):
+  a change of colour or brightness with no texture, as in MVTec AD's contamination and colour defects.
 """
 
 from __future__ import annotations
@@ -163,6 +165,16 @@ def foreground_mask(img: torch.Tensor, threshold: float = 0.2) -> torch.Tensor:
     return fg
 
 
+def colour_cast(img: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """The 3xSxS image in [0, 1] with a random per-channel gain in [0.5, 1.5] and offset in [-0.2, 0.2].
+
+    Blended through the Perlin mask with beta (Eq. 1) this is a smooth colour or brightness change of the
+    object's own surface: no edges or texture of a foreign image for the student to latch on to."""
+    gain = 0.5 + torch.rand(3, 1, 1, generator=gen)
+    offset = 0.4 * torch.rand(3, 1, 1, generator=gen) - 0.2
+    return (img * gain + offset).clamp(0, 1)
+
+
 def self_texture(img: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     """A 3xSxS texture made of a normal image: a random 90-degree rotation, a flip and a cyclic shift."""
     a = torch.rot90(img, int(torch.randint(0, 4, (1,), generator=gen)), dims=(1, 2))
@@ -179,12 +191,14 @@ def list_images(folder: str) -> List[str]:
 
 class AnomalySynthesizer:
     def __init__(self, size: int, source_dir: Optional[str] = None, normal_prob: float = 0.5, beta_range=(0.15, 1.0),
-                 self_prob: float = 0.0, self_images: Optional[torch.Tensor] = None):
+                 self_prob: float = 0.0, self_images: Optional[torch.Tensor] = None, color_prob: float = 0.0):
         # normal_prob = 1 switches synthesis off: the plain-RD baseline trains on normal images only.
         if not 0 <= normal_prob <= 1:
             raise ValueError(f"anomaly synthesis: normal_prob {normal_prob} must be in [0, 1]")
         if not 0 <= self_prob <= 1:
             raise ValueError(f"anomaly synthesis: self_prob {self_prob} must be in [0, 1]")
+        if not 0 <= color_prob <= 1:
+            raise ValueError(f"anomaly synthesis: color_prob {color_prob} must be in [0, 1]")
         if self_prob > 0 and self_images is None:
             raise ValueError("anomaly synthesis: self_prob > 0 needs the normal images (self_images)")
         self.size = size
@@ -192,6 +206,7 @@ class AnomalySynthesizer:
         self.beta_range = beta_range
         self.self_prob = self_prob
         self.self_images = self_images
+        self.color_prob = color_prob
         self.sources: Optional[torch.Tensor] = None
         if source_dir:
             files = list_images(source_dir)
@@ -240,7 +255,12 @@ class AnomalySynthesizer:
                     params.append((None, 0.0))
                 continue
             m = perlin_mask(self.size, gen, within=None if fg is None else fg[i])
-            a = self.texture(gen)
+            # The extra draw only when the option is on: the default random sequence (and so every seed's run)
+            # stays what it was before the option existed.
+            if self.color_prob > 0 and float(torch.rand(1, generator=gen)) < self.color_prob:
+                a = colour_cast(images[i], gen)
+            else:
+                a = self.texture(gen)
             lo, hi = self.beta_range
             beta = lo + (hi - lo) * float(torch.rand(1, generator=gen))
             out[i] = blend(images[i], a, m, beta)

@@ -68,6 +68,7 @@ class TrainConfig:
     seg_normal_prob: Optional[float] = 0.5  # share of normal samples in stage 2 (None: normal_prob)
     anomaly_fg: bool = False  # Perlin masks limited to the estimated foreground (measured, not adopted)
     anomaly_self: float = 0.0  # share of anomalies whose texture is a (moved) normal training image (measured, not adopted)
+    anomaly_color: float = 0.0  # share of anomalies that are colour casts of the image itself (issue 17, third round)
     fusion_norm: bool = False  # BatchNorm on the encoder branch of the fusion (measured, not adopted)
     # The exported anomaly_map: "seg" (the paper's), "rd" (the student's RD map) or "auto" (the one that does
     # better on synthetic validation, rdre/validation.py; recorded in the checkpoint as "selection").
@@ -78,9 +79,10 @@ class TrainConfig:
 
 # Training settings a resumed run must share with its checkpoint (steps, logging and the device may change).
 RECIPE_KEYS = ("anomaly_source", "batch_size", "lr_student", "lr_fusion", "lr_seg", "momentum", "optimizer", "seed",
-               "normal_prob", "seg_normal_prob", "anomaly_fg", "anomaly_self", "anomaly_weight", "output")
+               "normal_prob", "seg_normal_prob", "anomaly_fg", "anomaly_self", "anomaly_color", "anomaly_weight", "output")
 # What a checkpoint from before a setting existed was trained with.
-LEGACY_RECIPE = {"seg_normal_prob": None, "anomaly_fg": False, "anomaly_self": 0.0, "anomaly_weight": 0.0, "output": "seg"}
+LEGACY_RECIPE = {"seg_normal_prob": None, "anomaly_fg": False, "anomaly_self": 0.0, "anomaly_color": 0.0, "anomaly_weight": 0.0,
+                 "output": "seg"}
 
 
 class Trainer:
@@ -107,11 +109,12 @@ class Trainer:
         self.mean, self.std = teacher.mean, teacher.std
         self.images = images
         self.synth = AnomalySynthesizer(cfg.size, cfg.anomaly_source, normal_prob=cfg.normal_prob, self_prob=cfg.anomaly_self,
-                                        self_images=images if cfg.anomaly_self > 0 else None)
+                                        self_images=images if cfg.anomaly_self > 0 else None, color_prob=cfg.anomaly_color)
         self.synth_seg = self.synth
         if cfg.seg_normal_prob is not None and cfg.seg_normal_prob != cfg.normal_prob:
             self.synth_seg = AnomalySynthesizer(cfg.size, None, normal_prob=cfg.seg_normal_prob, self_prob=cfg.anomaly_self,
-                                                self_images=images if cfg.anomaly_self > 0 else None)
+                                                self_images=images if cfg.anomaly_self > 0 else None,
+                                                color_prob=cfg.anomaly_color)
             self.synth_seg.sources = self.synth.sources
         # Foreground estimates of the (fixed) training images, when anomalies are limited to the foreground.
         self.fg = torch.stack([foreground_mask(im) for im in images]) if cfg.anomaly_fg else None

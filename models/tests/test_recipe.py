@@ -102,6 +102,35 @@ def test_AnomalySynthesizer_self_UsesNormalImagesAndValidates():
     assert torch.equal(a * (1 - m), imgs * (1 - m))  # outside the mask the image is untouched
 
 
+def test_AnomalySynthesizer_color_IsAnAffineCastInsideTheMask():
+    imgs = smooth_images(6, SIZE, 7)
+    with pytest.raises(ValueError, match="color_prob"):
+        AnomalySynthesizer(SIZE, None, normal_prob=0.0, color_prob=-0.1)
+    s = AnomalySynthesizer(SIZE, None, normal_prob=0.0, color_prob=1.0)
+    params = []
+    a, m = s(imgs, torch.Generator().manual_seed(3), params=params)
+    assert float(m.sum()) > 0
+    assert torch.equal(a * (1 - m), imgs * (1 - m))
+    for i, (tex, beta) in enumerate(params):
+        # A is the image itself under a per-channel gain and offset: no foreign texture. Per channel, the
+        # least-squares fit of A on I_n leaves only the clamp's residue.
+        assert 0.15 <= beta <= 1.0
+        for c in range(3):
+            x, y = imgs[i, c].flatten(), tex[c].flatten()
+            inside = (y > 0) & (y < 1)
+            g, o = torch.linalg.lstsq(torch.stack([x[inside], torch.ones_like(x[inside])], 1), y[inside].unsqueeze(1)).solution.flatten()
+            assert 0.5 - 1e-4 <= float(g) <= 1.5 + 1e-4 and -0.2 - 1e-4 <= float(o) <= 0.2 + 1e-4
+            assert float((g * x[inside] + o - y[inside]).abs().max()) < 1e-4
+    # color_prob = 0 keeps the random sequence of the runs made before the option existed.
+    ref = AnomalySynthesizer(SIZE, None, normal_prob=0.0)
+    off = AnomalySynthesizer(SIZE, None, normal_prob=0.0, color_prob=0.0)
+    r1 = ref(imgs, torch.Generator().manual_seed(4))
+    r2 = off(imgs, torch.Generator().manual_seed(4))
+    assert torch.equal(r1[0], r2[0]) and torch.equal(r1[1], r2[1])
+    _, c = _cfg(["--anomaly-color", "0.5"])
+    assert c.anomaly_color == 0.5 and _cfg(["--preset", "plain-rd", "--anomaly-color", "0.5"])[1].normal_prob == 1.0
+
+
 def test_RDRE_output_RdExportsTheRdMap():
     model = RDRE(build_teacher("mobilenet_v2", None), SIZE).eval()
     x = torch.randn(2, 3, SIZE, SIZE)
