@@ -51,6 +51,8 @@ VARIANTS: Dict[str, dict] = {
                                about="the trainer's defaults without cross-stage fusion (the same as defaults since the second round)"),
     "color-0.5": dict(args=["--preset", "rdre", "--anomaly-color", "0.5"],
                       about="the defaults + half the anomalies colour casts of the image itself"),
+    "defaults-normal-0.5": dict(args=["--preset", "rdre", "--normal-prob", "0.5"],
+                                about="the defaults with half the student-stage samples normal"),
     "plain-rd": dict(args=["--preset", "plain-rd"], rd_steps=True, dtd=False, about="plain RD, same teacher (--preset plain-rd)"),
     "paper": dict(args=PAPER, about="the paper's reading: an I_a for every image, DTD, fusion + LDA + CAAMS-FF + seg head"),
     "no-fusion": dict(args=PAPER + ["--no-fusion"], about="paper without cross-stage fusion"),
