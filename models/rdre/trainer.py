@@ -68,7 +68,7 @@ class TrainConfig:
     seg_normal_prob: Optional[float] = 0.5  # share of normal samples in stage 2 (None: normal_prob)
     anomaly_fg: bool = False  # Perlin masks limited to the estimated foreground (measured, not adopted)
     anomaly_self: float = 0.0  # share of anomalies whose texture is a (moved) normal training image (measured, not adopted)
-    anomaly_color: float = 0.0  # share of anomalies that are colour casts of the image itself (issue 17, third round)
+    anomaly_color: float = 0.0  # share of anomalies that are colour casts of the image itself (issue 17, fourth round)
     fusion_norm: bool = False  # BatchNorm on the encoder branch of the fusion (measured, not adopted)
     # The exported anomaly_map: "seg" (the paper's), "rd" (the student's RD map) or "auto" (the one that does
     # better on synthetic validation, rdre/validation.py; recorded in the checkpoint as "selection").
