@@ -122,12 +122,13 @@ def test_AnomalySynthesizer_color_IsAnAffineCastInsideTheMask():
             assert 0.5 - 1e-4 <= float(g) <= 1.5 + 1e-4 and -0.2 - 1e-4 <= float(o) <= 0.2 + 1e-4
             assert float((g * x[inside] + o - y[inside]).abs().max()) < 1e-4
     # color_prob = 0 keeps the random sequence of the runs made before the option existed, so their seeds
-    # still reproduce: the sums below are what synthesis.py of commit 8623a65 (before the option) gives.
+    # still reproduce: the sums below are what synthesis.py of commit 8623a65 (before the option) gives. The
+    # tolerances allow float32 rounding on another PyTorch build; a shifted random sequence moves them by far more.
     off = AnomalySynthesizer(SIZE, None, normal_prob=0.25, color_prob=0.0)
     a, m = off(imgs, torch.Generator().manual_seed(4))
-    assert float(m.double().sum()) == 1347.0
-    assert float(a.double().sum()) == pytest.approx(36968.80526171252, rel=1e-9)
-    assert float((a.double() * torch.arange(SIZE).double()).sum()) == pytest.approx(1169627.1396426521, rel=1e-9)
+    assert float(m.double().sum()) == pytest.approx(1347.0, abs=2)
+    assert float(a.double().sum()) == pytest.approx(36968.80526171252, rel=1e-6)
+    assert float((a.double() * torch.arange(SIZE).double()).sum()) == pytest.approx(1169627.1396426521, rel=1e-6)
     _, c = _cfg(["--anomaly-color", "0.5"])
     assert c.anomaly_color == 0.5 and _cfg(["--preset", "plain-rd", "--anomaly-color", "0.5"])[1].normal_prob == 1.0
 
