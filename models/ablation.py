@@ -8,6 +8,8 @@ Commands (run from the repository root; ``PYTHONUNBUFFERED=1`` for live progress
       name, test = those held-out MT_Free images as good + all Blowhole, Crack and Fray images with masks;
       --mtd-fold K holds out index % 4 == K instead, for cross-validation over the good images)
       and the DTD textures; masks are resized with nearest neighbour. Also copies the MobileNetV2 TFLite file.
+      --val-every K moves every K-th training image (by name) to CAT/validation/good: never trained on, it
+      gives a second synthetic validation (val_ho_* in result.json) on images the model has not seen.
 
   python3 -m models.ablation run --data .devdata --categories bottle,mtd --out DIR [--jobs 12] [--device cuda]
       Trains every variant (VARIANTS, or --variants a,b) on every category as separate processes, --jobs at
@@ -24,7 +26,8 @@ Evaluation: the image score of a map is the mean of its top 100 values (the expo
 maximum; "combo" is seg / s_seg + rd / s_rd with s_* the mean top-100 score of that map over the normal images
 of the synthetic validation set. Synthetic validation (never the test labels): 64 training images, half left
 normal and half with a structural anomaly (a moved copy of another training image, photometrically augmented,
-inside the foreground), seed 4242; it reports each map's image AUROC and pixel AP there.
+inside the foreground), seed 4242; it reports each map's image AUROC and pixel AP there. Each map also gets
+its image AUROC for a top-k mean with k in SCORE_KS, on the test images and on both synthetic validations.
 """
 
 from __future__ import annotations
@@ -110,6 +113,11 @@ def _save_resized(src: str, dst: str, size: int, mask: bool = False) -> None:
             out.save(dst, optimize=True)
 
 
+def _train_or_validation(j: int, every: int) -> str:
+    """Folder of the j-th training image: with --val-every K, every K-th one is held out in CAT/validation/good."""
+    return "validation" if every > 0 and j % every == every - 1 else "train"
+
+
 def prepare(args) -> int:
     """Write the resized development data (see the module docstring)."""
     import glob
@@ -118,8 +126,8 @@ def prepare(args) -> int:
     n = 0
     bottle = os.path.join(args.mvtec, "bottle")
     if os.path.isdir(bottle):
-        for p in sorted(glob.glob(os.path.join(bottle, "train", "good", "*.png"))):
-            _save_resized(p, os.path.join(out, "bottle", "train", "good", os.path.basename(p)), size)
+        for j, p in enumerate(sorted(glob.glob(os.path.join(bottle, "train", "good", "*.png")))):
+            _save_resized(p, os.path.join(out, "bottle", _train_or_validation(j, args.val_every), "good", os.path.basename(p)), size)
             n += 1
         for p in sorted(glob.glob(os.path.join(bottle, "test", "*", "*.png"))):
             kind = os.path.basename(os.path.dirname(p))
@@ -135,10 +143,14 @@ def prepare(args) -> int:
         # of image AUROC, so a comparison on one fold mostly measures which images that fold holds out.
         if args.mtd_fold not in (0, 1, 2, 3):
             raise SystemExit(f"prepare: --mtd-fold {args.mtd_fold}: want 0, 1, 2 or 3")
+        j = 0
         for i, p in enumerate(free):
             stem = os.path.splitext(os.path.basename(p))[0]
-            where = ("test", "good") if i % 4 == args.mtd_fold else ("train", "good")
-            _save_resized(p, os.path.join(out, "mtd", *where, stem + ".png"), size)
+            if i % 4 == args.mtd_fold:
+                where = "test"
+            else:
+                where, j = _train_or_validation(j, args.val_every), j + 1
+            _save_resized(p, os.path.join(out, "mtd", where, "good", stem + ".png"), size)
             n += 1
         for cls in ("Blowhole", "Crack", "Fray"):
             for p in sorted(glob.glob(os.path.join(args.mtd, "MT_" + cls, "Imgs", "*.jpg"))):
@@ -165,8 +177,20 @@ def _scores(maps, k: int = TOPK):
     return flat.topk(min(k, flat.shape[1]), dim=1).values.mean(dim=1), flat.max(dim=1).values
 
 
+SCORE_KS = (10, 100, 1000, 4000)
+
+
+def _auroc_by_k(maps, masks) -> Dict[str, float]:
+    from .rdre import metrics
+
+    labels = (masks.flatten(1).amax(1) > 0).numpy()
+    return {str(k): metrics.auroc(_scores(maps, k)[0].numpy(), labels) for k in SCORE_KS}
+
+
 def evaluate_checkpoint(ckpt: str, root: str, device: str = "cpu", batch: int = 16) -> dict:
     """Test metrics (at the model resolution) and synthetic-validation metrics of a checkpoint's maps."""
+    import glob
+
     import numpy as np
     import torch
     import torch.nn.functional as F
@@ -182,10 +206,16 @@ def evaluate_checkpoint(ckpt: str, root: str, device: str = "cpu", batch: int = 
     size, mean, std = model.size, model.teacher.mean, model.teacher.std
     has_seg = model.seg is not None
 
-    # Synthetic validation (rdre/validation.py): never the test set.
+    # Synthetic validation (rdre/validation.py): never the test set. On the training images (what the trainer
+    # has) and, when prepare --val-every held some out, also on those (val_ho_*: images the model never saw).
     images = load_train(root, size, files=train_files(root))
     vmaps, vmasks, norm = validation_maps(model, images, device, VAL_N, VAL_SEED, batch)
     val = validation_metrics(vmaps, vmasks)
+    held = sorted(glob.glob(os.path.join(root, "validation", "good", "*.png")))
+    val_ho = {}
+    if held:
+        hmaps, hmasks, _ = validation_maps(model, load_train(root, size, files=held), device, VAL_N, VAL_SEED, batch)
+        val_ho = validation_metrics(hmaps, hmasks)
 
     # Test set at the model resolution: masks resized with nearest neighbour.
     tmaps: Dict[str, list] = {k: [] for k in vmaps}
@@ -226,6 +256,14 @@ def evaluate_checkpoint(ckpt: str, root: str, device: str = "cpu", batch: int = 
             "val_image_auroc": val[k]["image_auroc"],
             "val_pixel_ap": val[k]["pixel_ap"],
         }
+        if k in val_ho:
+            res.update(val_ho_image_auroc=val_ho[k]["image_auroc"], val_ho_pixel_ap=val_ho[k]["pixel_ap"], val_ho_images=len(held))
+        # The image score's k (the export's topk_mean:K) measured on test and on both synthetic validations, so
+        # that a choice of k on synthetic validation can be checked against the test images.
+        res["image_auroc_by_k"] = {str(kk): metrics.auroc(_scores(m, kk)[0].numpy(), labels_np) for kk in SCORE_KS}
+        res["val_image_auroc_by_k"] = _auroc_by_k(vmaps[k], vmasks)
+        if k in val_ho:
+            res["val_ho_image_auroc_by_k"] = _auroc_by_k(hmaps[k], hmasks)
         out["maps"][k] = res
         out["scores"][k] = {"topk": [round(float(v), 6) for v in topk], "max": [round(float(v), 6) for v in mx]}
     return out
@@ -494,6 +532,9 @@ def main(argv=None) -> int:
     pp.add_argument("--dtd", default="../shared/data/dtd")
     pp.add_argument("--tflite", default="../shared/weights/mobilenet_v2_1.0_224_quant.tflite")
     pp.add_argument("--mtd-fold", type=int, default=3, help="MT_Free images with index %% 4 == FOLD are the good test images")
+    pp.add_argument("--val-every", type=int, default=0,
+                    help="hold every K-th training image out of training, in CAT/validation/good, for a synthetic "
+                         "validation on images the model never saw (0: none)")
     pr = sub.add_parser("run", help="train and evaluate variants x categories")
     _add_common(pr)
     pr.add_argument("--categories", default="bottle,mtd")

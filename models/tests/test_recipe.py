@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 
 import pytest
 import torch
@@ -197,6 +198,30 @@ def test_ablation_one_and_tables(mvtec_dir, tmp_path):
     assert ablation.main(["one", "--category", "cat", "--variant", "defaults"] + common) == 0
 
 
+def test_ablation_one_HeldOutValidation_IsMeasuredBesideTheTrainingImages(mvtec_dir, tmp_path):
+    from models import ablation
+
+    # prepare --val-every's layout: normal images in CAT/validation/good, not among the training images.
+    val = os.path.join(mvtec_dir, "validation", "good")
+    os.makedirs(val)
+    train = os.path.join(mvtec_dir, "train", "good")
+    for name in sorted(os.listdir(train))[:2]:
+        shutil.move(os.path.join(train, name), os.path.join(val, name))
+    out = str(tmp_path / "abl")
+    common = ["--data", os.path.dirname(mvtec_dir), "--out", out, "--size", "64", "--batch-size", "2", "--steps-student", "1",
+              "--steps-seg", "1", "--steps-rd", "1", "--random-teacher"]
+    assert ablation.main(["one", "--category", "cat", "--variant", "defaults"] + common) == 0
+    res = json.load(open(os.path.join(out, "cat", "defaults", "result.json")))
+    for m in res["maps"].values():
+        assert m["val_ho_images"] == 2
+        assert 0 <= m["val_ho_image_auroc"] <= 1 and 0 <= m["val_ho_pixel_ap"] <= 1
+        for key in ("image_auroc_by_k", "val_image_auroc_by_k", "val_ho_image_auroc_by_k"):
+            assert set(m[key]) == {str(k) for k in ablation.SCORE_KS}
+        # k = 100 is the reported image score.
+        assert m["image_auroc_by_k"]["100"] == m["image_auroc"]
+        assert m["val_ho_image_auroc_by_k"]["100"] == m["val_ho_image_auroc"]
+
+
 def test_ablation_prepare_mtdFolds_PartitionTheGoodImages(tmp_path):
     from PIL import Image
 
@@ -215,6 +240,13 @@ def test_ablation_prepare_mtdFolds_PartitionTheGoodImages(tmp_path):
         train = sorted(os.listdir(out / "mtd" / "train" / "good"))
         assert len(test) == 2 and len(train) == 6 and not set(test) & set(train)
         held += test
+        if k == 3:  # --val-every holds every third training image out, in validation/good
+            out = tmp_path / "v3"
+            assert ablation.main(["prepare", "--out", str(out), "--size", "16", "--mvtec", "", "--dtd", "", "--tflite", "",
+                                  "--mtd", str(mtd), "--mtd-fold", "3", "--val-every", "3"]) == 0
+            val = sorted(os.listdir(out / "mtd" / "validation" / "good"))
+            assert val == [train[2], train[5]]
+            assert sorted(os.listdir(out / "mtd" / "train" / "good")) == sorted(set(train) - set(val))
     # Every image is a good test image in exactly one fold; fold 3 is the default split.
     assert sorted(held) == sorted(f"exp1_num_{i}.png" for i in range(8))
     assert sorted(os.listdir(tmp_path / "f3" / "mtd" / "test" / "good")) == ["exp1_num_3.png", "exp1_num_7.png"]
