@@ -21,6 +21,8 @@ Commands (run from the repository root; ``PYTHONUNBUFFERED=1`` for live progress
 
   python3 -m models.ablation one ...       one variant on one category (what ``run`` launches)
   python3 -m models.ablation table --out DIR   rewrite the tables from the result files
+  python3 -m models.ablation pairs --out DIR   defaults minus plain RD for every DIR/RUN/CAT that has both
+      (prepared with --val-every): the test's sign against both synthetic validations' (models/README.md)
 
 Evaluation: the image score of a map is the mean of its top 100 values (the export's ``topk_mean:100``) or its
 maximum; "combo" is seg / s_seg + rd / s_rd with s_* the mean top-100 score of that map over the normal images
@@ -424,6 +426,62 @@ def tables(out: str, report: Optional[str] = None, order: Optional[List[str]] = 
 # --------------------------------------------------------------------------------------------- runner
 
 
+def _sign(x: float) -> int:
+    return (x > 1e-9) - (x < -1e-9)
+
+
+def paired_deltas(root: str, a: str = "defaults", b: str = "plain-rd") -> List[dict]:
+    """Variant a minus variant b on the RD map, for every ROOT/RUN/CAT with both results, in points.
+
+    t*: the test images, v*: synthetic validation on the training images, h*: on the held-out normals
+    (prepare --val-every); *I: image AUROC, *A: pixel AP. Also each side's k chosen on the held-out
+    validation (ties: the export's 100, then the smaller k) and the test image AUROC at that k."""
+    import glob
+
+    rows = []
+    for d in sorted(glob.glob(os.path.join(root, "*", "*"))):
+        pa, pb = os.path.join(d, a, "result.json"), os.path.join(d, b, "result.json")
+        if not (os.path.isfile(pa) and os.path.isfile(pb)):
+            continue
+        with open(pa) as fa, open(pb) as fb:
+            ma, mb = json.load(fa)["maps"]["rd"], json.load(fb)["maps"]["rd"]
+        if "val_ho_image_auroc" not in ma or "val_ho_image_auroc" not in mb:
+            continue
+        row = {"run": f"{os.path.basename(os.path.dirname(d))} {os.path.basename(d)}"}
+        for short, key in (("tI", "image_auroc"), ("vI", "val_image_auroc"), ("hI", "val_ho_image_auroc"),
+                           ("tA", "pixel_ap"), ("vA", "val_pixel_ap"), ("hA", "val_ho_pixel_ap")):
+            row[short] = 100 * (ma[key] - mb[key])
+        for side, m in (("a", ma), ("b", mb)):
+            ho, test = m["val_ho_image_auroc_by_k"], m["image_auroc_by_k"]
+            best = [k for k, v in ho.items() if v == max(ho.values())]
+            k = "100" if "100" in best else min(best, key=int)
+            row[side] = {"test": 100 * m["image_auroc"], "ap": 100 * m["pixel_ap"], "k": int(k),
+                         "test_at_k": 100 * test[k], "test_at_100": 100 * test["100"]}
+        rows.append(row)
+    return rows
+
+
+def pairs_report(rows: List[dict]) -> str:
+    """Markdown: the paired deltas, how often each validation's sign agrees with the test's, and the k choice."""
+    out = ["| run | Δ I-AUROC test | train-image val | held-out val | Δ AP test | train-image val | held-out val |",
+           "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        out.append(f"| {r['run']} | " + " | ".join(f"{r[c]:+.2f}" for c in ("tI", "vI", "hI", "tA", "vA", "hA")) + " |")
+    out.append("")
+    for t, v, name in (("tI", "vI", "image AUROC, validation on training images"),
+                       ("tI", "hI", "image AUROC, validation on held-out normals"),
+                       ("tA", "vA", "pixel AP, validation on training images"),
+                       ("tA", "hA", "pixel AP, validation on held-out normals")):
+        agree = sum(_sign(r[t]) == _sign(r[v]) != 0 for r in rows)
+        ties = sum(_sign(r[t]) == 0 or _sign(r[v]) == 0 for r in rows)
+        out.append(f"- {name}: the sign agrees with the test's in {agree} of {len(rows)} pairs ({ties} with a tie)")
+    gains = [r[s]["test_at_k"] - r[s]["test_at_100"] for r in rows for s in ("a", "b")]
+    if gains:
+        out.append(f"- top-k chosen on the held-out validation: test image AUROC {sum(gains) / len(gains):+.2f} "
+                   f"on average against k = 100, over {len(gains)} models")
+    return "\n".join(out) + "\n"
+
+
 def _tail(path: str) -> str:
     try:
         with open(path, "rb") as f:
@@ -550,6 +608,8 @@ def main(argv=None) -> int:
     pt = sub.add_parser("table", help="rewrite the tables")
     pt.add_argument("--out", required=True)
     pt.add_argument("--report", default=None)
+    pq = sub.add_parser("pairs", help="defaults minus plain RD per run: test against both synthetic validations")
+    pq.add_argument("--out", required=True, help="folder of RUN/CAT/{defaults,plain-rd}/result.json")
     ns = p.parse_args(argv)
     if ns.cmd != "one":  # "one" leaves logging to models.train (its train.log)
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
@@ -559,6 +619,12 @@ def main(argv=None) -> int:
         return run_all(ns)
     if ns.cmd == "one":
         return one(ns)
+    if ns.cmd == "pairs":
+        rows = paired_deltas(ns.out)
+        if not rows:
+            raise SystemExit(f"pairs: no run in {ns.out} has both defaults and plain-rd results with held-out validation")
+        sys.stdout.write(pairs_report(rows))
+        return 0
     tables(ns.out, ns.report)
     return 0
 

@@ -222,6 +222,52 @@ def test_ablation_one_HeldOutValidation_IsMeasuredBesideTheTrainingImages(mvtec_
         assert m["val_ho_image_auroc_by_k"]["100"] == m["val_ho_image_auroc"]
 
 
+
+def test_ablation_pairs_HeldOutRuns_DeltasAndSignAgreement(mvtec_dir, tmp_path):
+    from models import ablation
+
+    val = os.path.join(mvtec_dir, "validation", "good")
+    os.makedirs(val)
+    train = os.path.join(mvtec_dir, "train", "good")
+    for name in sorted(os.listdir(train))[:2]:
+        shutil.move(os.path.join(train, name), os.path.join(val, name))
+    out = tmp_path / "runs"
+    common = ["--data", os.path.dirname(mvtec_dir), "--out", str(out / "f3-s0"), "--size", "64", "--batch-size", "2",
+              "--steps-student", "1", "--steps-seg", "1", "--steps-rd", "1", "--random-teacher"]
+    for v in ("defaults", "plain-rd"):
+        assert ablation.main(["one", "--category", "cat", "--variant", v] + common) == 0
+    # A second run whose numbers are set by hand, so that every sign is known: the test says defaults are
+    # ahead in image AUROC and behind in AP, the training-image validation agrees on both, the held-out one
+    # on neither; the held-out validation prefers k = 10, which is worse on the test images.
+    for v, (t, vi, hi, ap, va, ha, k10) in (("defaults", (0.9, 0.9, 0.5, 0.2, 0.2, 0.6, 0.85)),
+                                            ("plain-rd", (0.8, 0.8, 0.7, 0.4, 0.4, 0.3, 0.8))):
+        src = out / "f3-s0" / "cat" / v / "result.json"
+        res = json.loads(src.read_text())
+        m = res["maps"]["rd"]
+        m.update(image_auroc=t, val_image_auroc=vi, val_ho_image_auroc=hi, pixel_ap=ap, val_pixel_ap=va, val_ho_pixel_ap=ha)
+        m["image_auroc_by_k"] = {"10": k10, "100": t, "1000": t, "4000": t}
+        m["val_ho_image_auroc_by_k"] = {"10": 1.0, "100": hi, "1000": hi, "4000": hi}
+        dst = out / "f0-s1" / "cat" / v / "result.json"
+        dst.parent.mkdir(parents=True)
+        dst.write_text(json.dumps(res))
+    rows = {r["run"]: r for r in ablation.paired_deltas(str(out))}
+    assert set(rows) == {"f3-s0 cat", "f0-s1 cat"}
+    real = [json.loads((out / "f3-s0" / "cat" / v / "result.json").read_text())["maps"]["rd"] for v in ("defaults", "plain-rd")]
+    assert rows["f3-s0 cat"]["hA"] == pytest.approx(100 * (real[0]["val_ho_pixel_ap"] - real[1]["val_ho_pixel_ap"]))
+    r = rows["f0-s1 cat"]
+    assert (r["tI"], r["vI"], r["hI"]) == pytest.approx((10, 10, -20))
+    assert (r["tA"], r["vA"], r["hA"]) == pytest.approx((-20, -20, 30))
+    assert r["a"]["k"] == 10 and r["a"]["test_at_k"] == pytest.approx(85)
+    report = ablation.pairs_report([r])
+    assert "image AUROC, validation on training images: the sign agrees with the test's in 1 of 1" in report
+    assert "image AUROC, validation on held-out normals: the sign agrees with the test's in 0 of 1" in report
+    assert "pixel AP, validation on held-out normals: the sign agrees with the test's in 0 of 1" in report
+    # Both sides chose k = 10: defaults 85 against 90, plain RD 80 against 80.
+    assert "test image AUROC -2.50 on average against k = 100, over 2 models" in report
+    # Runs without held-out validation are refused with the reason.
+    with pytest.raises(SystemExit, match="no run in .* held-out validation"):
+        ablation.main(["pairs", "--out", str(tmp_path / "none")])
+
 def test_ablation_prepare_mtdFolds_PartitionTheGoodImages(tmp_path):
     from PIL import Image
 
