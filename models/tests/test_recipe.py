@@ -198,15 +198,19 @@ def test_ablation_one_and_tables(mvtec_dir, tmp_path):
     assert ablation.main(["one", "--category", "cat", "--variant", "defaults"] + common) == 0
 
 
+def _hold_out(category: str, n: int) -> None:
+    """prepare --val-every's layout: the first n training images moved to CAT/validation/good."""
+    val = os.path.join(category, "validation", "good")
+    os.makedirs(val)
+    train = os.path.join(category, "train", "good")
+    for name in sorted(os.listdir(train))[:n]:
+        shutil.move(os.path.join(train, name), os.path.join(val, name))
+
+
 def test_ablation_one_HeldOutValidation_IsMeasuredBesideTheTrainingImages(mvtec_dir, tmp_path):
     from models import ablation
 
-    # prepare --val-every's layout: normal images in CAT/validation/good, not among the training images.
-    val = os.path.join(mvtec_dir, "validation", "good")
-    os.makedirs(val)
-    train = os.path.join(mvtec_dir, "train", "good")
-    for name in sorted(os.listdir(train))[:2]:
-        shutil.move(os.path.join(train, name), os.path.join(val, name))
+    _hold_out(mvtec_dir, 2)
     out = str(tmp_path / "abl")
     common = ["--data", os.path.dirname(mvtec_dir), "--out", out, "--size", "64", "--batch-size", "2", "--steps-student", "1",
               "--steps-seg", "1", "--steps-rd", "1", "--random-teacher"]
@@ -226,11 +230,7 @@ def test_ablation_one_HeldOutValidation_IsMeasuredBesideTheTrainingImages(mvtec_
 def test_ablation_pairs_HeldOutRuns_DeltasAndSignAgreement(mvtec_dir, tmp_path):
     from models import ablation
 
-    val = os.path.join(mvtec_dir, "validation", "good")
-    os.makedirs(val)
-    train = os.path.join(mvtec_dir, "train", "good")
-    for name in sorted(os.listdir(train))[:2]:
-        shutil.move(os.path.join(train, name), os.path.join(val, name))
+    _hold_out(mvtec_dir, 2)
     out = tmp_path / "runs"
     common = ["--data", os.path.dirname(mvtec_dir), "--out", str(out / "f3-s0"), "--size", "64", "--batch-size", "2",
               "--steps-student", "1", "--steps-seg", "1", "--steps-rd", "1", "--random-teacher"]
