@@ -423,9 +423,6 @@ def tables(out: str, report: Optional[str] = None, order: Optional[List[str]] = 
             json.dump(summary, f, indent=1)
 
 
-# --------------------------------------------------------------------------------------------- runner
-
-
 def _sign(x: float) -> int:
     return (x > 1e-9) - (x < -1e-9)
 
@@ -455,8 +452,7 @@ def paired_deltas(root: str, a: str = "defaults", b: str = "plain-rd") -> List[d
             ho, test = m["val_ho_image_auroc_by_k"], m["image_auroc_by_k"]
             best = [k for k, v in ho.items() if v == max(ho.values())]
             k = "100" if "100" in best else min(best, key=int)
-            row[side] = {"test": 100 * m["image_auroc"], "ap": 100 * m["pixel_ap"], "k": int(k),
-                         "test_at_k": 100 * test[k], "test_at_100": 100 * test["100"]}
+            row[side] = {"k": int(k), "test_at_k": 100 * test[k], "test_at_100": 100 * test["100"]}
         rows.append(row)
     return rows
 
@@ -480,6 +476,9 @@ def pairs_report(rows: List[dict]) -> str:
         out.append(f"- top-k chosen on the held-out validation: test image AUROC {sum(gains) / len(gains):+.2f} "
                    f"on average against k = 100, over {len(gains)} models")
     return "\n".join(out) + "\n"
+
+
+# --------------------------------------------------------------------------------------------- runner
 
 
 def _tail(path: str) -> str:
