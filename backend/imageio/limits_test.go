@@ -362,16 +362,16 @@ func TestByteBudget(t *testing.T) {
 	got := make(chan string, 2)
 	go func() {
 		r, _ := b.Acquire(context.Background(), 50)
+		r() // before the send, so that the budget is back when the test reads it
 		got <- "50"
-		r()
 	}()
 	for b.waitersLen() == 0 {
 		time.Sleep(time.Millisecond)
 	}
 	go func() {
 		r, _ := b.Acquire(context.Background(), 10)
+		r() // before the send, so that the budget is back when the test reads it
 		got <- "10"
-		r()
 	}()
 	for b.waitersLen() < 2 {
 		time.Sleep(time.Millisecond)
