@@ -226,7 +226,6 @@ def test_ablation_one_HeldOutValidation_IsMeasuredBesideTheTrainingImages(mvtec_
         assert m["val_ho_image_auroc_by_k"]["100"] == m["val_ho_image_auroc"]
 
 
-
 def test_ablation_pairs_HeldOutRuns_DeltasAndSignAgreement(mvtec_dir, tmp_path):
     from models import ablation
 
@@ -267,6 +266,7 @@ def test_ablation_pairs_HeldOutRuns_DeltasAndSignAgreement(mvtec_dir, tmp_path):
     # Runs without held-out validation are refused with the reason.
     with pytest.raises(SystemExit, match="no run in .* held-out validation"):
         ablation.main(["pairs", "--out", str(tmp_path / "none")])
+
 
 def test_ablation_prepare_mtdFolds_PartitionTheGoodImages(tmp_path):
     from PIL import Image
