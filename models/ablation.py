@@ -289,7 +289,8 @@ def train_argv(ns, category: str, variant: str, out: str) -> List[str]:
         argv += ["--teacher-weights", ns.teacher_weights]
     if ns.random_teacher:
         argv += ["--random-teacher"]
-    return argv + list(v["args"])
+    # Each variant is one model: the floor's pairing of recipe and plain RD is what `pairs` measures from two runs.
+    return argv + list(v["args"]) + ["--no-floor"]
 
 
 def one(ns) -> int:

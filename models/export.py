@@ -13,6 +13,7 @@ import inspect
 import io
 import json
 import logging
+import os
 import sys
 import warnings
 from typing import Dict
@@ -132,10 +133,37 @@ def checkpoint_info(st: dict) -> Dict[str, object]:
 
 
 def export_checkpoint(ckpt: str, out: str) -> Dict[str, str]:
+    """Export ckpt; where the run checked the floor (floor.json beside it), export what the record chose: the
+    recipe, plain RD (baseline/checkpoint.pt), or the score of one with the maps of the other."""
+    from .rdre import floor
     from .rdre.trainer import load_model
 
     model, st = load_model(ckpt)
-    return export_model(model, out, checkpoint_info(st))
+    info = checkpoint_info(st)
+    run_dir = os.path.dirname(os.path.abspath(ckpt))
+    rec = floor.read_record(run_dir)
+    if rec is None:
+        return export_model(model, out, info)
+    if "baseline" in (rec["score"], rec["map"]):
+        base_ckpt = os.path.join(run_dir, floor.BASELINE_DIR, "checkpoint.pt")
+        if not os.path.isfile(base_ckpt):
+            raise ValueError(f"floor record {os.path.join(run_dir, floor.RECORD)} takes an output from plain RD, but {base_ckpt} is missing")
+        base, bst = load_model(base_ckpt)
+        binfo = checkpoint_info(bst)
+        if binfo["data_fingerprint"] != info["data_fingerprint"]:
+            raise ValueError(f"floor: {base_ckpt} was trained on other images than {ckpt} (data fingerprints differ)")
+        if rec["score"] == rec["map"]:
+            model, info = base, binfo
+        else:
+            maps_st, score_st = (st, bst) if rec["map"] == "recipe" else (bst, st)
+            model = floor.FloorModel(model if rec["map"] == "recipe" else base, model if rec["score"] == "recipe" else base)
+            # Each suggested threshold belongs to the output it thresholds.
+            th = {k: v for k, v in (maps_st.get("thresholds") or {}).items() if k.startswith("pixel")}
+            th.update({k: v for k, v in (score_st.get("thresholds") or {}).items() if k.startswith("image")})
+            info["thresholds"] = th
+    info["extra"] = {"floor": json.dumps(rec, sort_keys=True)}
+    log.info("%s", floor.summary(rec))
+    return export_model(model, out, info)
 
 
 def main(argv=None) -> int:

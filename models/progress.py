@@ -14,6 +14,12 @@ Contract (options that ``wrap_parser`` adds to ``models.train``):
     preview was written at this step;
   - ``stage``: ``stage`` = "calibrate" (thresholds on synthetic anomalies) with ``thresholds``;
   - ``done``: ``elapsed_s`` {student, seg} and ``steps``;
+  - ``floor``: ``record``, the floor's comparison with plain RD (rdre/floor.py) after both models trained.
+
+  With the floor (``--floor``, the rdre preset's default) plain RD trains after the recipe as a second model:
+  the recipe's ``start`` announces its steps as ``steps.baseline``; it then reports ``start``, ``progress``,
+  ``resumed``, ``stopped`` and ``done`` of its own with the stage named ``baseline`` (its steps and elapsed
+  time keyed ``baseline`` only), writes no previews and no ``stage`` event.
   - ``stopped``: SIGTERM was honoured, ``steps`` saved in the checkpoint;
   - ``error``: ``message``.
 
@@ -95,7 +101,8 @@ class Reporter:
     # ---- previews ----
 
     def want_preview(self, stage: str, step: int) -> bool:
-        if self.preview_every <= 0 or self.trainer is None:
+        # The floor's plain-RD baseline sees no synthetic anomalies: nothing to show.
+        if self.preview_every <= 0 or self.trainer is None or _names(self.trainer):
             return False
         first = stage != self._last_stage
         self._last_stage = stage
@@ -174,18 +181,21 @@ class _Handler(logging.Handler):
                           eta_s=dt * max(0, total - step))
             t = rep.trainer
             if t is not None:
-                fields["elapsed_s"] = dict(t.elapsed)
+                fields["elapsed_s"] = _by_stage(t, t.elapsed)
             if rep.want_preview(stage, step):
                 fields["preview"] = rep.preview(stage, step)
             rep.emit("progress", **fields)
         elif msg.startswith("resumed from") and len(args) >= 3:
-            rep.emit("resumed", steps={"student": int(args[1]), "seg": int(args[2])})
+            rep.emit("resumed", steps=_by_stage(rep.trainer, {"student": int(args[1]), "seg": int(args[2])}))
         elif msg.startswith("thresholds from synthetic"):
-            th = json.loads(args[0]) if args else {}
-            rep.emit("stage", stage="calibrate", thresholds=th)
+            if not _names(rep.trainer):  # the floor's baseline: its thresholds are not the run's
+                th = json.loads(args[0]) if args else {}
+                rep.emit("stage", stage="calibrate", thresholds=th)
         elif msg.startswith("done: student") and len(args) >= 4:
-            rep.emit("done", elapsed_s={"student": float(args[0]), "seg": float(args[2])},
-                     steps={"student": int(args[1]), "seg": int(args[3])})
+            rep.emit("done", elapsed_s=_by_stage(rep.trainer, {"student": float(args[0]), "seg": float(args[2])}),
+                     steps=_by_stage(rep.trainer, {"student": int(args[1]), "seg": int(args[3])}))
+        elif msg.startswith("floor record:") and args:
+            rep.emit("floor", record=json.loads(args[0]))
         elif record.levelno >= logging.ERROR:
             rep.emit("error", message=record.getMessage())
 
@@ -209,8 +219,8 @@ def wrap_run(run_fn: Callable, module) -> Callable:
 
             def _maybe_stop(self) -> None:
                 if rep.stop:
-                    self.save(ckpt)
-                    rep.emit("stopped", steps={"student": self.step_student, "seg": self.step_seg})
+                    self.save(self.ckpt_path or ckpt)
+                    rep.emit("stopped", steps=_by_stage(self, {"student": self.step_student, "seg": self.step_seg}))
                     raise SystemExit(STOP_EXIT)
 
             def student_step(self):
@@ -254,12 +264,25 @@ def wrap_run(run_fn: Callable, module) -> Callable:
     return run
 
 
+def _names(t) -> Dict[str, str]:
+    return getattr(t, "stage_names", None) or {}
+
+
+def _by_stage(t, d: Dict[str, Any]) -> Dict[str, Any]:
+    """d keyed by the names the events give the trainer's stages (the floor's baseline: only "baseline")."""
+    names = _names(t)
+    return {names[k]: v for k, v in d.items() if k in names} if names else dict(d)
+
+
 def _start_event(rep: Reporter, t, args) -> None:
     import torch
 
     cuda = t.device.type == "cuda"
+    steps = _by_stage(t, {"student": t.cfg.steps_student, "seg": t.cfg.steps_seg if t.model.seg is not None else 0})
+    if not _names(t) and getattr(args, "floor_baseline_steps", 0):
+        steps["baseline"] = args.floor_baseline_steps  # announced up front, so the ETA covers the whole run
     rep.emit("start", images=int(t.images.shape[0]), size=t.cfg.size, batch_size=t.cfg.batch_size, device=str(t.device),
              threads=torch.get_num_threads(), torch=torch.__version__, cuda=bool(torch.cuda.is_available()),
              gpu=torch.cuda.get_device_name(t.device) if cuda else "",
-             steps={"student": t.cfg.steps_student, "seg": t.cfg.steps_seg if t.model.seg is not None else 0},
+             steps=steps,
              fingerprint=t.cfg.data_fingerprint, teacher=t.cfg.teacher, random_teacher=bool(getattr(args, "random_teacher", False)))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import logging
 import os
 import sys
@@ -16,6 +17,7 @@ import time
 
 import torch
 
+from .rdre import floor
 from .rdre.data import LAYOUTS, fingerprint, load_train, train_list
 from .rdre.tflite_convert import default_tflite_path
 from .rdre.trainer import TrainConfig, Trainer
@@ -44,11 +46,13 @@ def resolve_device(name: str) -> str:
 # segmentation map as output); "plain-rd" is the baseline RD-RE is measured
 # against: plain reverse distillation with the same teacher and code (no synthesis, no cross-stage fusion, no
 # segmentation head, score = RD map). Flags given on the command line override a preset's values.
+# "rdre" also checks the floor (rdre/floor.py): plain RD trains beside it and each output comes from whichever
+# of the two does better on held-out normals.
 PRESETS = {
-    "rdre": {},
-    "paper": dict(fusion=True, normal_prob=0.0, seg_normal_prob=None, anomaly_fg=False, anomaly_self=0.0, anomaly_color=0.0, fusion_norm=False,
+    "rdre": dict(floor=True),
+    "paper": dict(floor=False, fusion=True, normal_prob=0.0, seg_normal_prob=None, anomaly_fg=False, anomaly_self=0.0, anomaly_color=0.0, fusion_norm=False,
                   fusion_gate=False, anomaly_weight=0.0, output="seg"),
-    "plain-rd": dict(fusion=False, no_seg=True, normal_prob=1.0, steps_seg=0, anomaly_source=None, seg_normal_prob=None,
+    "plain-rd": dict(floor=False, fusion=False, no_seg=True, normal_prob=1.0, steps_seg=0, anomaly_source=None, seg_normal_prob=None,
                      anomaly_fg=False, anomaly_self=0.0, anomaly_color=0.0),
 }
 
@@ -100,6 +104,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--output", default=d.output, choices=["auto", "seg", "rd"],
                    help="exported anomaly_map: the segmentation head's (seg), the RD map (rd), or the better of the two "
                         "on synthetic validation (auto)")
+    p.add_argument("--floor", action=argparse.BooleanOptionalAction, default=False,
+                   help="hold out every %d-th training image, train plain RD beside the recipe (same teacher, seed and "
+                        "steps), and take the image score and the anomaly map each from the model that does better on "
+                        "synthetic validation on the held-out images (default: on with --preset rdre)" % floor.HOLD_OUT_EVERY)
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (cuda when available)")
     p.add_argument("--log-every", type=int, default=d.log_every)
@@ -159,23 +167,66 @@ def run(args) -> int:
     elif args.teacher == "resnet18" and not weights:
         log.error("resnet18 needs --teacher-weights (a torchvision state_dict file)")
         return 2
-    cfg = config_from_args(args, weights, fingerprint(files, root), args.category or os.path.basename(os.path.normpath(root)))
+    # A record left by an earlier run in OUT must not steer this run's export.
+    stale = os.path.join(args.out, floor.RECORD)
+    if os.path.exists(stale):
+        os.remove(stale)
+    held, why = [], ""
+    if args.floor:
+        if len(files) < floor.MIN_IMAGES:
+            why = f"{len(files)} training images, fewer than {floor.MIN_IMAGES}: too few to hold some out"
+            log.warning("floor not checked: %s; training on all of them", why)
+        else:
+            keep, out = floor.held_out(len(files))
+            files, held = [files[i] for i in keep], [files[i] for i in out]
+            log.info("floor: %d training images, %d held out (one in %d) to compare with plain RD", len(files), len(held), floor.HOLD_OUT_EVERY)
+    category = args.category or os.path.basename(os.path.normpath(root))
+    cfg = config_from_args(args, weights, fingerprint(files, root), category)
+    args.floor_baseline_steps = baseline_config(cfg).steps_student if held else 0
     t0 = time.perf_counter()
     images = load_train(root, cfg.size, files=files)
     log.info("data %s (%s layout): %d training images at %d (%.1f s), fingerprint %s", root, layout, len(files), cfg.size, time.perf_counter() - t0, cfg.data_fingerprint[:16])
-    trainer = Trainer(cfg, images)
-    ckpt = os.path.join(args.out, "checkpoint.pt")
+    trainer = train_one(args, cfg, images, args.out)
+    if args.floor:
+        rec = floor.unchecked(why) if why else check_floor(args, cfg, images, load_train(root, cfg.size, files=held), trainer)
+        floor.write_record(args.out, rec)
+        log.info("%s", floor.summary(rec))
+        log.info("floor record: %s", json.dumps(rec, sort_keys=True))
+    if args.export:
+        from .export import export_checkpoint
+
+        export_checkpoint(os.path.join(args.out, "checkpoint.pt"), os.path.join(args.out, "model.onnx"))
+    return 0
+
+
+def train_one(args, cfg: TrainConfig, images, out: str, stage_names=None) -> Trainer:
+    """Train (or resume) one model into out/checkpoint.pt."""
+    os.makedirs(out, exist_ok=True)
+    trainer = Trainer(cfg, images, stage_names=stage_names)
+    ckpt = os.path.join(out, "checkpoint.pt")
     if args.resume and os.path.isfile(ckpt):
         trainer.load(ckpt)
         log.info("resumed from %s at student step %d, seg step %d", ckpt, trainer.step_student, trainer.step_seg)
     log.info("config %s", dataclasses.asdict(cfg))
     trainer.run(ckpt)
     log.info("done: student %.1f s (%d steps), seg %.1f s (%d steps)", trainer.elapsed["student"], trainer.step_student, trainer.elapsed["seg"], trainer.step_seg)
-    if args.export:
-        from .export import export_checkpoint
+    return trainer
 
-        export_checkpoint(ckpt, os.path.join(args.out, "model.onnx"))
-    return 0
+
+def baseline_config(cfg: TrainConfig) -> TrainConfig:
+    """Plain RD with the recipe's teacher, data, seed, batch, learning rate and number of steps (student + seg)."""
+    return dataclasses.replace(
+        cfg, steps_student=cfg.steps_student + (cfg.steps_seg if cfg.seg else 0), steps_seg=0, fusion=False, seg=False,
+        normal_prob=1.0, seg_normal_prob=None, anomaly_source=None, anomaly_fg=False, anomaly_self=0.0, anomaly_color=0.0,
+        anomaly_weight=0.0, fusion_gate=False, fusion_norm=False, output="rd")
+
+
+def check_floor(args, cfg: TrainConfig, images, held_images, recipe: Trainer) -> dict:
+    """Train plain RD in OUT/baseline on the same images and compare both on the held-out normals."""
+    base = train_one(args, baseline_config(cfg), images, os.path.join(args.out, floor.BASELINE_DIR), {"student": "baseline"})
+    log.info("floor: synthetic validation of both models on %d held-out normals", held_images.shape[0])
+    return floor.record(floor.validate(recipe.model, held_images, recipe.device), floor.validate(base.model, held_images, base.device),
+                        held_images.shape[0])
 
 
 # Machine-readable progress for the studio's training runner (backend/training): --progress-json FILE|-,

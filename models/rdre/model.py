@@ -107,7 +107,10 @@ class RDRE(nn.Module):
         return torch.cat(ups, dim=1)
 
     def forward(self, image: torch.Tensor):
-        ft = self.teacher(image)
+        return self.maps(self.teacher(image))
+
+    def maps(self, ft: List[torch.Tensor]):
+        """(anomaly_map, score, rd_map) from the teacher's features of the image (what forward returns)."""
         # The student's encoder is the frozen teacher: at inference both see the same image.
         fs = self.student(ft)
         d = self.distance_maps(ft, fs)

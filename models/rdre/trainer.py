@@ -86,7 +86,7 @@ LEGACY_RECIPE = {"seg_normal_prob": None, "anomaly_fg": False, "anomaly_self": 0
 
 
 class Trainer:
-    def __init__(self, cfg: TrainConfig, images: torch.Tensor, teacher=None):
+    def __init__(self, cfg: TrainConfig, images: torch.Tensor, teacher=None, stage_names: Optional[Dict[str, str]] = None):
         if images.dim() != 4 or images.shape[1] != 3 or images.shape[-1] != cfg.size or images.shape[-2] != cfg.size:
             raise ValueError(f"trainer: want N x 3 x {cfg.size} x {cfg.size} images, got {tuple(images.shape)}")
         if cfg.optimizer not in ("sgd", "adam"):
@@ -127,6 +127,10 @@ class Trainer:
         self.step_student = 0
         self.step_seg = 0
         self.elapsed = {"student": 0.0, "seg": 0.0}
+        # The names the log (and so the progress events) give the stages: the floor's plain-RD baseline logs its
+        # student stage as "baseline" (models/train.py).
+        self.stage_names: Dict[str, str] = dict(stage_names or {})
+        self.ckpt_path: Optional[str] = None  # where run() saves (a stop request saves there too)
         self.history: Dict[str, List[float]] = {"student": [], "seg": []}
         self.thresholds: Dict[str, float] = {}
         self.selection: Dict[str, object] = {}
@@ -202,6 +206,7 @@ class Trainer:
         return loss.item()
 
     def run(self, ckpt_path: Optional[str] = None) -> None:
+        self.ckpt_path = ckpt_path
         self._run_stage("student", self.cfg.steps_student, ckpt_path)
         if self.model.seg is not None:
             self._run_stage("seg", self.cfg.steps_seg, ckpt_path)
@@ -226,7 +231,8 @@ class Trainer:
                 dt = (time.perf_counter() - t0) / len(window)
                 mean = sum(window) / len(window)
                 self.history[stage].append(mean)
-                log.info("%s step %d/%d loss %.5f %.2f s/step eta %.1f min", stage, s, total, mean, dt, dt * (total - s) / 60)
+                log.info("%s step %d/%d loss %.5f %.2f s/step eta %.1f min", self.stage_names.get(stage, stage), s, total, mean, dt,
+                         dt * (total - s) / 60)
                 window, t0 = [], time.perf_counter()
             if ckpt_path and (s % self.cfg.ckpt_every == 0 or s == total):
                 self.save(ckpt_path)

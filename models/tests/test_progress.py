@@ -25,7 +25,9 @@ def test_progress_json_and_previews(mvtec_dir, tmp_path, capsys):
     assert code == 0
     ev = _events(capsys.readouterr().out)
     kinds = [e["event"] for e in ev]
-    assert kinds[0] == "start" and kinds[-1] == "done", kinds
+    # The floor (on by default) is not checked on 6 images, and the last event says so.
+    assert kinds[0] == "start" and kinds[-2:] == ["done", "floor"], kinds
+    assert ev[-1]["record"]["checked"] is False
     start = ev[0]
     assert start["images"] == 6 and start["size"] == 32 and start["steps"] == {"student": 4, "seg": 2} and len(start["fingerprint"]) == 64
     prog = [e for e in ev if e["event"] == "progress"]
@@ -38,7 +40,7 @@ def test_progress_json_and_previews(mvtec_dir, tmp_path, capsys):
             im = Image.open(os.path.join(out, p[name]))
             assert im.size == (32 * 4, 32), (name, im.size)
     assert any(e["event"] == "stage" and e["stage"] == "calibrate" and "pixel" in e["thresholds"] for e in ev)
-    assert ev[-1]["steps"] == {"student": 4, "seg": 2}
+    assert ev[-2]["steps"] == {"student": 4, "seg": 2}
 
 
 def test_without_progress_json_nothing_changes(mvtec_dir, tmp_path, capsys):

@@ -1,0 +1,220 @@
+"""The floor (rdre/floor.py, issue 17): recipe and plain RD trained side by side, compared on held-out normals, and
+exported per output. Real training runs (random teacher, tiny schedule), real checkpoints and ONNX Runtime."""
+
+import json
+import os
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from models import export, train
+from models.rdre import floor
+from models.rdre.trainer import load_model
+from models.rdre.validation import topk_scores
+
+from .conftest import smooth_images, write_png
+
+SIZE = 32
+
+
+@pytest.fixture(scope="module")
+def floor_data(tmp_path_factory):
+    """A category of 25 training images: with the floor, 5 are held out."""
+    data = tmp_path_factory.mktemp("floor") / "cat"
+    imgs = (smooth_images(25, 48, 3).permute(0, 2, 3, 1).numpy() * 255).astype(np.uint8)
+    for i in range(25):
+        write_png(str(data / "train" / "good" / f"{i:03d}.png"), imgs[i])
+    return str(data)
+
+
+def train_argv(data, out):
+    return ["--data", data, "--random-teacher", "--size", str(SIZE), "--batch-size", "4", "--steps-student", "3", "--steps-seg", "2",
+            "--log-every", "1", "--ckpt-every", "100", "--out", out]
+
+
+@pytest.fixture(scope="module")
+def floor_run(floor_data, tmp_path_factory):
+    """One `models.train` run with the floor on (the rdre preset's default)."""
+    out = str(tmp_path_factory.mktemp("floor-run") / "run")
+    assert train.main(train_argv(floor_data, out)) == 0
+    return floor_data, out
+
+
+def props(path):
+    return {p.key: p.value for p in onnx.load(path).metadata_props}
+
+
+def test_held_out_EveryFifth_PartitionsInNameOrder():
+    keep, held = floor.held_out(12)
+    assert held == [4, 9]
+    assert sorted(keep + held) == list(range(12)) and not set(keep) & set(held)
+    assert floor.held_out(3, 2) == ([0, 2], [1])
+    with pytest.raises(ValueError, match="want 2 or more"):
+        floor.held_out(10, 1)
+
+
+def test_choose_StrictlyBetter_TakesThatOutput():
+    r = {"image_auroc": 0.9, "pixel_ap": 0.5}
+    assert floor.choose(r, dict(r)) == {"score": "recipe", "map": "recipe"}  # ties keep the recipe
+    assert floor.choose(r, {"image_auroc": 0.95, "pixel_ap": 0.4}) == {"score": "baseline", "map": "recipe"}
+    assert floor.choose(r, {"image_auroc": 0.8, "pixel_ap": 0.6}) == {"score": "recipe", "map": "baseline"}
+    assert floor.choose(r, {"image_auroc": 1.0, "pixel_ap": 0.6}) == {"score": "baseline", "map": "baseline"}
+
+
+def test_read_record_Malformed_ClearError(tmp_path):
+    assert floor.read_record(str(tmp_path)) is None
+    (tmp_path / floor.RECORD).write_text("{not json")
+    with pytest.raises(ValueError, match="floor record"):
+        floor.read_record(str(tmp_path))
+    (tmp_path / floor.RECORD).write_text(json.dumps({"format": 1, "score": "plain", "map": "recipe"}))
+    with pytest.raises(ValueError, match="score and map"):
+        floor.read_record(str(tmp_path))
+
+
+def test_train_Floor_TrainsBaselineAndRecordsTheChoice(floor_run):
+    data, out = floor_run
+    rec = floor.read_record(out)
+    assert rec["checked"] and rec["held_out"] == 5 and rec["every"] == floor.HOLD_OUT_EVERY
+    assert {rec["score"], rec["map"]} <= {"recipe", "baseline"}
+    assert floor.choose(rec["recipe"], rec["baseline"]) == {"score": rec["score"], "map": rec["map"]}
+    for side in ("recipe", "baseline"):
+        assert 0.0 <= rec[side]["image_auroc"] <= 1.0 and 0.0 <= rec[side]["pixel_ap"] <= 1.0
+    recipe, st = load_model(os.path.join(out, "checkpoint.pt"))
+    base, bst = load_model(os.path.join(out, floor.BASELINE_DIR, "checkpoint.pt"))
+    # Plain RD: no segmentation head, no synthesis, the recipe's student + segmentation steps, the same 20 images.
+    assert base.seg is None and bst["train_config"]["normal_prob"] == 1.0
+    assert bst["step_student"] == st["step_student"] + st["step_seg"] == 5
+    assert bst["train_config"]["data_fingerprint"] == st["train_config"]["data_fingerprint"]
+
+
+@pytest.mark.parametrize("score,amap", [("baseline", "recipe"), ("recipe", "baseline"), ("baseline", "baseline"), ("recipe", "recipe")])
+def test_export_checkpoint_FloorRecord_ExportsTheChosenOutputs(floor_run, tmp_path, ort_lib, score, amap):
+    from models.rdre.ort import OrtSession
+
+    _, out = floor_run
+    rec = dict(floor.read_record(out), score=score, map=amap)
+    run = tmp_path / "run"
+    os.makedirs(run / floor.BASELINE_DIR)
+    for rel in ("checkpoint.pt", os.path.join(floor.BASELINE_DIR, "checkpoint.pt")):
+        with open(os.path.join(out, rel), "rb") as src, open(run / rel, "wb") as dst:
+            dst.write(src.read())
+    floor.write_record(str(run), rec)
+    path = str(tmp_path / "m.onnx")
+    md = export.export_checkpoint(str(run / "checkpoint.pt"), path)
+    assert json.loads(props(path)["rdre.floor"]) == rec == json.loads(md["rdre.floor"])
+
+    recipe, _ = load_model(str(run / "checkpoint.pt"))
+    base, _ = load_model(str(run / floor.BASELINE_DIR / "checkpoint.pt"))
+    x = torch.randn(3, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(7))
+    with torch.no_grad():
+        want_map, _, want_rd = (recipe if amap == "recipe" else base)(x)
+        want_score = topk_scores((recipe if score == "recipe" else base)(x)[0])
+    with OrtSession(path, ort_lib) as sess:
+        got_map, got_score, got_rd = sess.run({"image": x.numpy()}, ["anomaly_map", "score", "rd_map"])
+    assert np.abs(got_map - want_map.numpy()).max() < 1e-4 and np.abs(got_rd - want_rd.numpy()).max() < 1e-4
+    assert np.abs(got_score - want_score.numpy()).max() < 1e-4
+    # The two recipes' scores differ, so the check above tells which model gave the score.
+    with torch.no_grad():
+        assert np.abs(topk_scores(recipe(x)[0]).numpy() - topk_scores(base(x)[0]).numpy()).max() > 1e-3
+
+
+def test_export_checkpoint_FloorBaselineMissingOrOtherData_ClearError(floor_run, tmp_path):
+    _, out = floor_run
+    run = tmp_path / "run"
+    os.makedirs(run)
+    with open(os.path.join(out, "checkpoint.pt"), "rb") as src, open(run / "checkpoint.pt", "wb") as dst:
+        dst.write(src.read())
+    floor.write_record(str(run), dict(floor.read_record(out), score="baseline", map="recipe"))
+    with pytest.raises(ValueError, match="is missing"):
+        export.export_checkpoint(str(run / "checkpoint.pt"), str(tmp_path / "m.onnx"))
+    # A baseline trained on other images (its fingerprint differs) is refused, not mixed in.
+    os.makedirs(run / floor.BASELINE_DIR)
+    st = torch.load(os.path.join(out, floor.BASELINE_DIR, "checkpoint.pt"), weights_only=False)
+    st["train_config"]["data_fingerprint"] = "0" * 64
+    torch.save(st, str(run / floor.BASELINE_DIR / "checkpoint.pt"))
+    with pytest.raises(ValueError, match="other images"):
+        export.export_checkpoint(str(run / "checkpoint.pt"), str(tmp_path / "m.onnx"))
+    assert not os.path.exists(tmp_path / "m.onnx")
+
+
+def test_FloorModel_DifferentTeachers_Refused(floor_run):
+    _, out = floor_run
+    recipe, _ = load_model(os.path.join(out, "checkpoint.pt"))
+    base, _ = load_model(os.path.join(out, floor.BASELINE_DIR, "checkpoint.pt"))
+    with torch.no_grad():
+        next(base.teacher.parameters()).add_(1.0)
+    with pytest.raises(ValueError, match="different weights"):
+        floor.FloorModel(recipe, base)
+
+
+def test_train_FloorFewImages_UncheckedNoStaleRecord(mvtec_dir, tmp_path):
+    out = str(tmp_path / "run")
+    common = ["--data", mvtec_dir, "--random-teacher", "--size", str(SIZE), "--batch-size", "2", "--steps-student", "1",
+              "--steps-seg", "1", "--out", out]
+    assert train.main(common + ["--export"]) == 0
+    rec = floor.read_record(out)
+    assert rec["checked"] is False and "6 training images, fewer than 20" in rec["why"]
+    assert not os.path.exists(os.path.join(out, floor.BASELINE_DIR))
+    assert json.loads(props(os.path.join(out, "model.onnx"))["rdre.floor"]) == rec
+    # Trained again without the floor in the same folder: the old record must not steer the export.
+    assert train.main(common + ["--no-floor", "--export"]) == 0
+    assert floor.read_record(out) is None and "rdre.floor" not in props(os.path.join(out, "model.onnx"))
+
+
+def test_train_FloorProgress_BaselineHasItsOwnStage(floor_data, tmp_path, capsys):
+    out = str(tmp_path / "run")
+    assert train.main(train_argv(floor_data, out) + ["--progress-json", "-", "--preview-every", "1"]) == 0
+    ev = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith('{"event"')]
+    starts = [e for e in ev if e["event"] == "start"]
+    # The recipe announces the baseline's steps up front (for the ETA); the baseline reports under its own name.
+    assert [e["steps"] for e in starts] == [{"student": 3, "seg": 2, "baseline": 5}, {"baseline": 5}]
+    assert starts[0]["images"] == 20
+    prog = [(e["stage"], e["step"]) for e in ev if e["event"] == "progress"]
+    assert prog == [("student", 1), ("student", 2), ("student", 3), ("seg", 1), ("seg", 2)] + [("baseline", i) for i in range(1, 6)]
+    for e in ev:
+        if e["event"] == "progress" and e["stage"] == "baseline":
+            assert set(e["elapsed_s"]) == {"baseline"} and "preview" not in e  # no synthetic anomalies to preview
+    assert [e["steps"] for e in ev if e["event"] == "done"] == [{"student": 3, "seg": 2}, {"baseline": 5}]
+    assert len([e for e in ev if e["event"] == "stage"]) == 1  # the recipe's thresholds only
+    fl = [e for e in ev if e["event"] == "floor"]
+    assert len(fl) == 1 and fl[0]["record"] == floor.read_record(out)
+    assert not any(f.startswith("baseline") for f in os.listdir(os.path.join(out, "previews")))
+
+
+def test_train_FloorStoppedInBaseline_ResumeFinishesIt(floor_data, tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from .conftest import REPO
+
+    out = str(tmp_path / "run")
+    args = [sys.executable, "-m", "models.train", "--data", floor_data, "--out", out, "--size", str(SIZE), "--steps-student", "2",
+            "--steps-seg", "300", "--batch-size", "2", "--log-every", "1", "--ckpt-every", "100000", "--random-teacher",
+            "--progress-json", "-", "--preview-every", "0", "--threads", "1"]
+    p = subprocess.Popen(args, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + 300
+    for line in p.stdout:
+        if line.startswith('{"event":"progress"') and json.loads(line)["stage"] == "baseline":
+            p.send_signal(signal.SIGTERM)
+            break
+        assert time.time() < deadline, "the baseline did not start within 5 minutes"
+    rest, _ = p.communicate(timeout=300)
+    assert p.returncode == 143, rest
+    stopped = [json.loads(x) for x in rest.splitlines() if x.startswith('{"event":"stopped"')]
+    assert len(stopped) == 1 and set(stopped[0]["steps"]) == {"baseline"}, rest
+    at = stopped[0]["steps"]["baseline"]
+    assert at < 302 and torch.load(os.path.join(out, floor.BASELINE_DIR, "checkpoint.pt"), weights_only=False)["step_student"] == at
+    assert floor.read_record(out) is None  # no comparison before the baseline is done
+
+    r = subprocess.run(args + ["--resume"], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    ev = [json.loads(x) for x in r.stdout.splitlines() if x.startswith('{"event"')]
+    resumed = [e["steps"] for e in ev if e["event"] == "resumed"]
+    assert resumed == [{"student": 2, "seg": 300}, {"baseline": at}]
+    # The recipe was finished: no step of it again; the baseline goes on from where it stopped.
+    assert [e["step"] for e in ev if e["event"] == "progress"][0] == at + 1
+    assert floor.read_record(out)["checked"] is True
