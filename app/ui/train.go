@@ -103,7 +103,7 @@ type TrainPanel struct {
 // trainForm holds the option controls as typed.
 type trainForm struct {
 	preset, teacher, size, stepsStudent, stepsSeg, batch, device, threads, anomaly, category string
-	realMasks                                                                                bool
+	realMasks, noFloor                                                                       bool
 }
 
 func formOf(o protocol.TrainOptions) trainForm {
@@ -262,7 +262,8 @@ func (p *TrainPanel) options() (protocol.TrainOptions, error) {
 		}
 		return n, nil
 	}
-	o := protocol.TrainOptions{Preset: f.preset, Teacher: f.teacher, Device: f.device, AnomalySource: f.anomaly, RealMasks: f.realMasks}
+	o := protocol.TrainOptions{Preset: f.preset, Teacher: f.teacher, Device: f.device, AnomalySource: f.anomaly, RealMasks: f.realMasks,
+		NoFloor: f.noFloor}
 	var err error
 	if o.Size, err = num("size", f.size); err != nil {
 		return o, err
@@ -411,6 +412,12 @@ func (p *TrainPanel) renderForm(busy bool, cur *protocol.TrainInfo) app.UI {
 				OnChange(func(ctx app.Context, e app.Event) { f.realMasks = ctx.JSSrc().Get("checked").Bool() }),
 			app.Text(" fine-tune with the masks drawn here"),
 		),
+		app.Label().Class("check").Title("The floor: hold out every fifth normal image, train plain RD beside RD-RE, and take the image score and the anomaly map each from the model that does better on synthetic anomalies laid on the held-out images, so the model is not worse than the baseline on this data. About a third more time; not with plain RD or fine-tuning").Body(
+			app.Input().Type("checkbox").Attr("data-testid", "train-floor").Checked(!f.noFloor && f.preset != protocol.PresetPlainRD && !f.realMasks).
+				Disabled(f.preset == protocol.PresetPlainRD || f.realMasks).
+				OnChange(func(ctx app.Context, e app.Event) { f.noFloor = !ctx.JSSrc().Get("checked").Bool() }),
+			app.Text(" compare with plain RD"),
+		),
 		app.Button().Attr("data-testid", "train-defaults").
 			Title(fmt.Sprintf("%d px, %d + %d steps of batch %d, %d threads: a useful model in about 15 minutes on 2 CPU cores for a category of about 200 images", d.Size, d.StepsStudent, d.StepsSeg, d.Batch, d.Threads)).
 			Text("CPU defaults").OnClick(func(ctx app.Context, e app.Event) { p.setForm(d) }),
@@ -445,9 +452,9 @@ func gpuNote(env protocol.TrainEnv) string {
 }
 
 func (p *TrainPanel) setForm(o protocol.TrainOptions) {
-	cat, real := p.form.category, p.form.realMasks
+	cat, real, noFloor := p.form.category, p.form.realMasks, p.form.noFloor
 	p.form = formOf(o)
-	p.form.category, p.form.realMasks = cat, real
+	p.form.category, p.form.realMasks, p.form.noFloor = cat, real, noFloor
 }
 
 func (p *TrainPanel) renderRun(in protocol.TrainInfo) app.UI {
@@ -486,6 +493,9 @@ func (p *TrainPanel) renderRun(in protocol.TrainInfo) app.UI {
 			}
 			return app.P().Class("muted").Attr("data-testid", "train-result").Text(msg + thresholdsText(in.Thresholds))
 		}),
+		app.If(in.Floor != nil, func() app.UI {
+			return app.P().Class("muted").Attr("data-testid", "train-floor-result").Text("Floor: " + in.Floor.Summary() + ".")
+		}),
 	)
 }
 
@@ -495,7 +505,10 @@ func doneText(in protocol.TrainInfo) string {
 	if n := in.Steps[protocol.StageSeg]; n > 0 {
 		t += fmt.Sprintf(" + %d segmentation steps", n)
 	}
-	if sec := in.Elapsed[protocol.StageStudent] + in.Elapsed[protocol.StageSeg]; sec > 0 {
+	if n := in.Steps[protocol.StageBaseline]; n > 0 {
+		t += fmt.Sprintf(", and %d plain-RD baseline steps for the floor", n)
+	}
+	if sec := in.Elapsed[protocol.StageStudent] + in.Elapsed[protocol.StageSeg] + in.Elapsed[protocol.StageBaseline]; sec > 0 {
 		t += " in " + durationText(sec)
 	}
 	return t
@@ -517,10 +530,13 @@ func deviceText(in protocol.TrainInfo) string {
 
 func stageText(in protocol.TrainInfo) string {
 	switch in.Stage {
-	case protocol.StageStudent, protocol.StageSeg:
+	case protocol.StageStudent, protocol.StageSeg, protocol.StageBaseline:
 		name := "student"
-		if in.Stage == protocol.StageSeg {
+		switch in.Stage {
+		case protocol.StageSeg:
 			name = "segmentation"
+		case protocol.StageBaseline:
+			name = "plain-RD baseline (the floor)"
 		}
 		t := fmt.Sprintf("%s %d/%d", name, in.Step, in.Total)
 		if in.Loss != 0 {

@@ -45,6 +45,8 @@ type trainResult struct {
 	Job        string             `json:"job,omitempty"`
 	Metrics    map[string]any     `json:"metrics,omitempty"`
 	Warnings   []string           `json:"warnings,omitempty"`
+	// Floor is the comparison with plain RD (rdre preset, unless --no-floor).
+	Floor *protocol.TrainFloor `json:"floor,omitempty"`
 }
 
 func runTrain(args []string, stdout, stderr io.Writer) int {
@@ -79,6 +81,7 @@ func runTrain(args []string, stdout, stderr io.Writer) int {
 	ortLib := fs.String("ort-lib", "", "path of libonnxruntime.so for calibration and evaluation (default $RDRE_ORT_LIB, then next to the binary)")
 	realMasks := fs.Bool("real-masks", false, "also train the segmentation stage on the defective images whose masks are drawn in --workspace (fine-tuning; evaluations of the model leave them out)")
 	realImages := fs.String("real-images", "", "file of image IDs (one per line) whose masks (the workspace's, else the dataset's) also train the segmentation stage")
+	noFloor := fs.Bool("no-floor", false, "rdre preset: do not train plain RD beside it (the floor: every fifth normal image held out, and the image score and the anomaly map each taken from the model that does better on synthetic anomalies laid on them; about a third more time)")
 	noEval := fs.Bool("no-eval", false, "register but do not evaluate")
 	quiet := fs.Bool("quiet", false, "no progress lines on stderr")
 	if err := fs.Parse(args); err != nil {
@@ -93,7 +96,7 @@ func runTrain(args []string, stdout, stderr io.Writer) int {
 	opt := protocol.TrainOptions{
 		Preset: *preset, Teacher: *teacher, Size: *size, StepsStudent: *stepsStudent, StepsSeg: *stepsSeg, Batch: *batch,
 		Device: *device, Threads: *threads, Seed: *seed, RandomTeacher: *randomTeacher,
-		LogEvery: *logEvery, CkptEvery: *ckptEvery, PreviewEvery: *previewEvery,
+		LogEvery: *logEvery, CkptEvery: *ckptEvery, PreviewEvery: *previewEvery, NoFloor: *noFloor,
 	}
 	if *quick && *gpu {
 		fmt.Fprintln(stderr, "train: --quick and --gpu exclude each other")
@@ -187,7 +190,7 @@ func runTrain(args []string, stdout, stderr io.Writer) int {
 		}
 		var text string
 		switch {
-		case (info.Stage == protocol.StageStudent || info.Stage == protocol.StageSeg) && info.Total > 0:
+		case (info.Stage == protocol.StageStudent || info.Stage == protocol.StageSeg || info.Stage == protocol.StageBaseline) && info.Total > 0:
 			eta := ""
 			if info.ETA >= 0 {
 				eta = fmt.Sprintf(" eta %s", (time.Duration(info.ETA) * time.Second).Round(time.Second))
@@ -223,7 +226,7 @@ func runTrain(args []string, stdout, stderr io.Writer) int {
 		info, _ = tr.Cancel(info.ID)
 	}
 	res := trainResult{Run: info.ID, State: info.State, Error: info.Error, Dir: info.Dir, Device: info.Device, Elapsed: info.Elapsed,
-		Thresholds: info.Thresholds, Job: info.Job, Warnings: info.Warnings, SHA256: info.Model}
+		Thresholds: info.Thresholds, Job: info.Job, Warnings: info.Warnings, SHA256: info.Model, Floor: info.Floor}
 	if info.State == protocol.TrainDone {
 		res.Model = filepath.Join(info.Dir, "model.onnx")
 		res.ModelCard = filepath.Join(info.Dir, "MODEL_CARD.md")

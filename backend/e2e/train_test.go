@@ -4,7 +4,9 @@ package e2e
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -17,11 +19,22 @@ import (
 // TestUI_Train_FromThePanel trains a model from the Train panel (real PyTorch, the built-in MobileNetV2
 // teacher, a tiny schedule), follows its streamed progress and previews in a second tab, sees it
 // finish ("done"), and finds the new model registered and its evaluation on the test images shown in
-// the Evaluate panel. The server runs without --model: training is how this dataset gets one.
+// the Evaluate panel. The server runs without --model: training is how this dataset gets one. The fixture
+// gets 26 training images, so the floor is checked: plain RD trains after the recipe and the panel says
+// which model gives the score and the map.
 func TestUI_Train_FromThePanel(t *testing.T) {
 	testenv.NeedTorch(t)
 	ctx := newBrowser(t)
 	root := writeFixture(t, t.TempDir())
+	src, err := os.ReadFile(filepath.Join(root, "train", "good", "000.png"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 4; i < 26; i++ {
+		if err := os.WriteFile(filepath.Join(root, "train", "good", fmt.Sprintf("%03d.png", i)), src, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 	srv := startServerArgs(t, []string{root}, []string{"--python", testenv.Python, "--device", "cpu", "--runs", filepath.Join(t.TempDir(), "runs")})
 	ws := dialWS(t, srv.URL)
 	ds := datasetID(t, ws, "widget")
@@ -43,6 +56,14 @@ func TestUI_Train_FromThePanel(t *testing.T) {
 		"train-device": "cpu", "train-threads": "1"} {
 		setInput(t, ctx, id, v)
 	}
+	// The floor is on by default for RD-RE, and cannot be asked of plain RD.
+	if !eval[bool](t, ctx, testid("train-floor")+`.checked && !`+testid("train-floor")+`.disabled`) {
+		t.Fatal("the floor checkbox is not on by default")
+	}
+	setInput(t, ctx, "train-preset", protocol.PresetPlainRD)
+	waitJS(t, ctx, 5*time.Second, "the floor off for plain RD", testid("train-floor")+`.disabled && !`+testid("train-floor")+`.checked`)
+	setInput(t, ctx, "train-preset", protocol.PresetRDRE)
+	waitJS(t, ctx, 5*time.Second, "the floor back for RD-RE", testid("train-floor")+`.checked && !`+testid("train-floor")+`.disabled`)
 	start := time.Now()
 	clickTestID(t, ctx, "train-start")
 	waitJS(t, ctx, 20*time.Second, "the run's progress", testid("train-progress")+` && `+testid("train-state"))
@@ -62,8 +83,15 @@ func TestUI_Train_FromThePanel(t *testing.T) {
 	for _, s := range stages {
 		want[s] = true
 	}
-	if !want[protocol.StageStudent] || !want[protocol.StageSeg] || !want[protocol.StageExport] {
+	if !want[protocol.StageStudent] || !want[protocol.StageSeg] || !want[protocol.StageBaseline] || !want[protocol.StageExport] {
 		t.Fatalf("second tab saw stages %v", stages)
+	}
+	floorText := eval[string](t, ctx, testid("train-floor-result")+`.textContent`)
+	if !strings.HasPrefix(floorText, "Floor: image score from ") || !strings.Contains(floorText, "held-out normal images") {
+		t.Fatalf("floor result %q", floorText)
+	}
+	if done := eval[string](t, ctx, testid("train-progress")+`.textContent`); !strings.Contains(done, "plain-RD baseline steps for the floor") {
+		t.Fatalf("done text %q", done)
 	}
 
 	// The model is registered and its evaluation is shown in the Evaluate panel of the tab that started it.

@@ -56,6 +56,8 @@ type Card struct {
 	Teacher             string             `json:"teacher"`
 	TeacherSource       string             `json:"teacherSource"`
 	Warnings            []string           `json:"warnings,omitempty"`
+	// Floor is the comparison with plain RD that chose where the score and the map come from.
+	Floor *protocol.TrainFloor `json:"floor,omitempty"`
 }
 
 func teacherSource(o protocol.TrainOptions) string {
@@ -83,7 +85,7 @@ func (r *Runner) writeCard(j *run, ds *dataset.Dataset) error {
 		Written: time.Now().UTC().Format(time.RFC3339), Elapsed: in.Elapsed, Steps: in.Steps, Resumes: in.Resumes,
 		Device: in.Device, Threads: in.Options.Threads, Python: rec.Python, Torch: rec.Torch, GPU: rec.GPU,
 		SyntheticThresholds: rec.SynthThresholds, HeldOutThresholds: in.Thresholds, Job: in.Job,
-		Teacher: in.Options.Teacher, TeacherSource: teacherSource(in.Options), Warnings: in.Warnings,
+		Teacher: in.Options.Teacher, TeacherSource: teacherSource(in.Options), Warnings: in.Warnings, Floor: in.Floor,
 	}
 	if rec.ModelPath != "" {
 		sum, err := fileSHA256(rec.ModelPath)
@@ -121,7 +123,11 @@ func (c Card) Markdown() string {
 	if c.FromTestSplit {
 		split = "good images of the test split (the dataset has no train split); evaluations of this model leave them and the held-out ones out"
 	}
-	w("| training data | %d images: %s (list: `train_images.txt`) |\n", c.TrainImages, split)
+	floorText := ""
+	if c.Floor != nil && c.Floor.Checked {
+		floorText = fmt.Sprintf("; the floor held out %d of them, so both models trained on %d", c.Floor.HeldOut, c.TrainImages-c.Floor.HeldOut)
+	}
+	w("| training data | %d images: %s (list: `train_images.txt`)%s |\n", c.TrainImages, split, floorText)
 	w("| held out for calibration | %d normal images (`heldout_images.txt`) |\n", c.HeldOutImages)
 	if c.RealImages > 0 {
 		w("| fine-tuned with real defects | %d images with their masks, mixed into the segmentation stage (`real_images.txt`); evaluations of this model leave them out |\n", c.RealImages)
@@ -131,6 +137,9 @@ func (c Card) Markdown() string {
 	w("| preset | %s: %s |\n| teacher | %s: %s |\n", o.Preset, recipeText(o.Preset, c.RealImages > 0), o.Teacher, c.TeacherSource)
 	w("| input size | %d |\n| steps | %d student + %d segmentation, batch %d, seed %d |\n", o.Size, o.StepsStudent, o.StepsSeg, o.Batch, o.Seed)
 	w("| anomaly source | %s |\n", o.AnomalySource)
+	if c.Floor != nil {
+		w("| floor (plain RD trained beside it, models/README.md) | %s |\n", c.Floor.Summary())
+	}
 	w("| device | %s (asked: %s), threads: %d; PyTorch %s%s; %s |\n", c.Device, o.Device, c.Threads, c.Torch, gpuText(c.GPU), c.Python)
 	keys := make([]string, 0, len(c.Elapsed))
 	for k := range c.Elapsed {

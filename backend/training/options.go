@@ -166,6 +166,9 @@ func (r *Runner) trainArgs(rec record) []string {
 	} else if o.Teacher == "resnet18" {
 		a = append(a, "--teacher-weights", r.opt.ResNet18Weights)
 	}
+	if o.NoFloor && o.Preset == protocol.PresetRDRE {
+		a = append(a, "--no-floor")
+	}
 	if o.AnomalySource != protocol.AnomalyBuiltin && o.Preset != protocol.PresetPlainRD {
 		a = append(a, "--anomaly-source", r.textureDir(o.AnomalySource))
 	}

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/url"
 	"os"
 	"path"
@@ -287,8 +288,13 @@ func (r *Runner) onEvent(j *run, ev event) {
 	save := false
 	switch ev.Event {
 	case "start":
+		// The floor's baseline starts a second time, on the same images; its steps join the plan.
 		in.Device, in.Images = ev.Device, ev.Images
 		j.rec.Torch, j.rec.GPU, j.rec.Fingerprint = ev.Torch, ev.GPU, ev.Fingerprint
+		if j.rec.Plan == nil {
+			j.rec.Plan = map[string]int{}
+		}
+		maps.Copy(j.rec.Plan, ev.Steps)
 		save = true
 	case "resumed", "stopped":
 		for k, v := range ev.Steps {
@@ -301,16 +307,14 @@ func (r *Runner) onEvent(j *run, ev event) {
 		}
 		in.Stage, in.Step, in.Total, in.Loss, in.SecPerStep = ev.Stage, ev.Step, ev.Total, ev.Loss, ev.SecPerStep
 		in.Steps[ev.Stage] = ev.Step
-		if ev.Elapsed != nil {
-			in.Elapsed = ev.Elapsed
-		}
+		mergeElapsed(in, ev.Elapsed)
 		// The stage's mean time per step so far: the trainer's own figure covers only its last few steps,
 		// and one busy minute on a shared machine made the ETA jump between 23 and 85 minutes.
 		j.sps[ev.Stage] = ev.SecPerStep
 		if el := in.Elapsed[ev.Stage]; el > 0 && ev.Step > 0 {
 			j.sps[ev.Stage] = el / float64(ev.Step)
 		}
-		in.ETA = eta(in.Options, ev.Stage, ev.Step, ev.Total, j.sps)
+		in.ETA = eta(j.rec.Plan, ev.Stage, ev.Step, ev.Total, j.sps)
 		if p := ev.Preview; p != nil {
 			in.Preview = &protocol.TrainPreview{Stage: ev.Stage, Step: ev.Step, Image: r.previewURL(in.ID, p.Image),
 				Mask: r.previewURL(in.ID, p.Mask), Prediction: r.previewURL(in.ID, p.Prediction)}
@@ -320,13 +324,17 @@ func (r *Runner) onEvent(j *run, ev event) {
 			j.rec.SynthThresholds = ev.Thresholds
 		}
 	case "done":
-		if ev.Elapsed != nil {
-			in.Elapsed = ev.Elapsed
-		}
+		mergeElapsed(in, ev.Elapsed)
 		for k, v := range ev.Steps {
 			in.Steps[k] = v
 		}
 		in.ETA = 0
+		if _, ok := ev.Steps[protocol.StageBaseline]; !ok && j.rec.Plan[protocol.StageBaseline] > 0 {
+			in.ETA = -1 // the floor's baseline is still to train; its first steps give the pace
+		}
+		save = true
+	case "floor":
+		in.Floor = ev.Floor
 		save = true
 	case "error":
 		j.lastError = ev.Message
@@ -345,27 +353,59 @@ func (r *Runner) onEvent(j *run, ev event) {
 	}
 }
 
-// eta estimates the seconds left in training: the rest of this stage at its pace, and the later stage at
-// its own pace when known, else at this one's.
-// segStepShare is the time of a segmentation step as a share of a student step, until one is measured.
-const segStepShare = 0.35
-
-func eta(o protocol.TrainOptions, stage string, step, total int, sps map[string]float64) float64 {
+// eta estimates the seconds left in training: the rest of this stage at its pace, then every later stage
+// of the plan (student, seg, baseline) at its own pace when known, else at a share of the student's.
+func eta(plan map[string]int, stage string, step, total int, sps map[string]float64) float64 {
 	cur := sps[stage]
 	if cur <= 0 {
 		return -1
 	}
 	left := float64(max(0, total-step)) * cur
-	if stage == protocol.StageStudent && o.Preset != protocol.PresetPlainRD && o.StepsSeg > 0 {
-		s := sps[protocol.StageSeg]
-		if s <= 0 {
-			// Before it starts: a segmentation step costs about a third of a student step (the
-			// encoder and student are frozen; 0.51 against 1.59 s/step on 2 CPU cores at 256 px).
-			s = cur * segStepShare
+	student := sps[protocol.StageStudent]
+	if student <= 0 {
+		student = cur / stepShare(stage)
+	}
+	later := false
+	for _, st := range []string{protocol.StageStudent, protocol.StageSeg, protocol.StageBaseline} {
+		if later && plan[st] > 0 {
+			s := sps[st]
+			if s <= 0 {
+				s = student * stepShare(st)
+			}
+			left += float64(plan[st]) * s
 		}
-		left += float64(o.StepsSeg) * s
+		later = later || st == stage
 	}
 	return left
+}
+
+// stepShare is the time of a step of stage as a share of a student step, until one is measured: a
+// segmentation step about a third (the encoder and student are frozen; 0.51 against 1.59 s/step on 2 CPU
+// cores at 256 px), a plain-RD step about half (no synthesis; 0.44 against 1.0 s/step, issue 17's runs).
+func stepShare(stage string) float64 {
+	switch stage {
+	case protocol.StageSeg:
+		return segStepShare
+	case protocol.StageBaseline:
+		return baselineStepShare
+	}
+	return 1
+}
+
+const (
+	segStepShare      = 0.35
+	baselineStepShare = 0.45
+)
+
+// mergeElapsed adds the trainer's seconds per stage to in's: the floor's baseline reports only its own.
+func mergeElapsed(in *protocol.TrainInfo, el map[string]float64) {
+	if len(el) == 0 {
+		return
+	}
+	if in.Elapsed == nil {
+		in.Elapsed = map[string]float64{}
+	}
+	maps.Copy(in.Elapsed, el)
 }
 
 // finish records the end of a run. err == nil: done.

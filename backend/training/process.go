@@ -15,6 +15,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/rdre-studio/studio/shared/protocol"
 )
 
 // stopExit is the trainer's exit status after it honoured SIGTERM and saved its checkpoint.
@@ -36,16 +38,17 @@ type event struct {
 		Mask       string `json:"mask"`
 		Prediction string `json:"prediction"`
 	} `json:"preview"`
-	Steps       map[string]int     `json:"steps"`
-	Images      int                `json:"images"`
-	Device      string             `json:"device"`
-	Threads     int                `json:"threads"`
-	Torch       string             `json:"torch"`
-	CUDA        bool               `json:"cuda"`
-	GPU         string             `json:"gpu"`
-	Fingerprint string             `json:"fingerprint"`
-	Thresholds  map[string]float64 `json:"thresholds"`
-	Message     string             `json:"message"`
+	Steps       map[string]int       `json:"steps"`
+	Images      int                  `json:"images"`
+	Device      string               `json:"device"`
+	Threads     int                  `json:"threads"`
+	Torch       string               `json:"torch"`
+	CUDA        bool                 `json:"cuda"`
+	GPU         string               `json:"gpu"`
+	Fingerprint string               `json:"fingerprint"`
+	Thresholds  map[string]float64   `json:"thresholds"`
+	Message     string               `json:"message"`
+	Floor       *protocol.TrainFloor `json:"record"` // the "floor" event
 }
 
 // child is one supervised Python process.

@@ -112,6 +112,9 @@ type record struct {
 	GPU       string `json:"gpu,omitempty"`
 	// Fingerprint is the trainer's data fingerprint (sha256 over the training files' names and bytes).
 	Fingerprint string `json:"fingerprint,omitempty"`
+	// Plan is the trainer's planned steps per stage (its start events): student, seg and, with the floor,
+	// baseline. The ETA covers every planned stage.
+	Plan map[string]int `json:"plan,omitempty"`
 	// SynthThresholds are the trainer's thresholds on synthetic anomalies (the ONNX metadata's).
 	SynthThresholds map[string]float64 `json:"synthThresholds,omitempty"`
 	Started         string             `json:"started,omitempty"`
@@ -387,6 +390,10 @@ func cloneInfo(in protocol.TrainInfo) protocol.TrainInfo {
 	if in.Preview != nil {
 		p := *in.Preview
 		out.Preview = &p
+	}
+	if in.Floor != nil {
+		f := *in.Floor // its Recipe and Baseline are never changed after the trainer's event
+		out.Floor = &f
 	}
 	return out
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/rdre-studio/studio/backend/inference"
 	"github.com/rdre-studio/studio/backend/internal/testenv"
 	"github.com/rdre-studio/studio/backend/jobs"
+	"github.com/rdre-studio/studio/backend/onnxmeta"
 	"github.com/rdre-studio/studio/backend/server"
 	"github.com/rdre-studio/studio/shared/mask"
 	"github.com/rdre-studio/studio/shared/protocol"
@@ -263,6 +264,16 @@ func TestTraining_WebsocketCancelResumeRestartRegisterEvaluate(t *testing.T) {
 	if final.Thresholds[KeyPixelNormal] == 0 || final.Thresholds[KeyImageNormal] == 0 || final.Model == "" || final.Job == "" {
 		t.Fatalf("not calibrated, registered or evaluated: %+v", final)
 	}
+	// The floor: 10 of the 54 staged images held out, plain RD trained on the other 44 for 40 + 4 steps, and
+	// the choice recorded in the run, the card and the model's metadata.
+	f := final.Floor
+	if f == nil || !f.Checked || f.HeldOut != 10 || final.Images != 44 || final.Steps["baseline"] != 44 || final.Elapsed["baseline"] <= 0 ||
+		f.Recipe == nil || f.Baseline == nil || (f.Score != "recipe" && f.Score != "baseline") || (f.Map != "recipe" && f.Map != "baseline") {
+		t.Fatalf("floor: %+v in %+v", f, final)
+	}
+	if md := modelMetadata(t, filepath.Join(final.Dir, "model.onnx"))["rdre.floor"]; !strings.Contains(md, `"held_out": 10`) || !strings.Contains(md, `"score": "`+f.Score+`"`) {
+		t.Fatalf("rdre.floor metadata: %q", md)
+	}
 	// The log shows both resumes from the checkpoints that cancel and shutdown wrote.
 	log, _ := os.ReadFile(filepath.Join(final.Dir, "train.log"))
 	for _, at := range []int{stoppedAt, restartAt} {
@@ -296,8 +307,13 @@ func TestTraining_WebsocketCancelResumeRestartRegisterEvaluate(t *testing.T) {
 	if err := json.Unmarshal(card, &cd); err != nil {
 		t.Fatal(err)
 	}
-	if cd.SHA256 != final.Model || len(cd.DataFingerprint) != 64 || cd.Job != final.Job || cd.TrainImages != 54 || cd.Device != "cpu" || cd.Elapsed["student"] <= 0 {
+	if cd.SHA256 != final.Model || len(cd.DataFingerprint) != 64 || cd.Job != final.Job || cd.TrainImages != 54 || cd.Device != "cpu" || cd.Elapsed["student"] <= 0 ||
+		cd.Floor == nil || cd.Floor.HeldOut != 10 {
 		t.Fatalf("card: %+v", cd)
+	}
+	md, _ := os.ReadFile(filepath.Join(final.Dir, "MODEL_CARD.md"))
+	if !strings.Contains(string(md), "the floor held out 10 of them, so both models trained on 44") || !strings.Contains(string(md), f.Summary()) {
+		t.Fatalf("MODEL_CARD.md says nothing of the floor:\n%s", md)
 	}
 
 	// A third server start offers the trained model again, with its thresholds.
@@ -411,4 +427,17 @@ func TestTraining_RealMasksFineTuneAndLeaveThemOut(t *testing.T) {
 	if _, err := e.tr.Start(protocol.TrainStartRequest{Dataset: e.dsID, Options: protocol.TrainOptions{RealMasks: true}}); err == nil || !strings.Contains(err.Error(), "no defective image") {
 		t.Fatalf("fine-tuning without masks: %v", err)
 	}
+}
+
+func modelMetadata(t *testing.T, path string) map[string]string {
+	t.Helper()
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	md, err := onnxmeta.Read(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return md
 }

@@ -3,6 +3,7 @@
 package training
 
 import (
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -120,22 +121,33 @@ func TestStagedNames_KeepBaseNamesUnlessStemsCollide(t *testing.T) {
 	}
 }
 
-func TestETA_BothStages(t *testing.T) {
-	o := protocol.TrainOptions{Preset: protocol.PresetRDRE, StepsStudent: 100, StepsSeg: 50}
-	if got := eta(o, protocol.StageStudent, 40, 100, map[string]float64{"student": 2}); got != 60*2+50*2*segStepShare {
+func TestETA_EveryPlannedStage(t *testing.T) {
+	plan := map[string]int{"student": 100, "seg": 50}
+	if got := eta(plan, protocol.StageStudent, 40, 100, map[string]float64{"student": 2}); got != 60*2+50*2*segStepShare {
 		t.Fatalf("student, seg pace unknown: %v", got)
 	}
-	if got := eta(o, protocol.StageStudent, 40, 100, map[string]float64{"student": 2, "seg": 1}); got != 60*2+50 {
+	if got := eta(plan, protocol.StageStudent, 40, 100, map[string]float64{"student": 2, "seg": 1}); got != 60*2+50 {
 		t.Fatalf("student, seg pace known: %v", got)
 	}
-	if got := eta(o, protocol.StageSeg, 10, 50, map[string]float64{"student": 2, "seg": 1}); got != 40 {
+	if got := eta(plan, protocol.StageSeg, 10, 50, map[string]float64{"student": 2, "seg": 1}); got != 40 {
 		t.Fatalf("seg: %v", got)
 	}
-	o.Preset = protocol.PresetPlainRD
-	if got := eta(o, protocol.StageStudent, 40, 100, map[string]float64{"student": 2}); got != 120 {
+	// With the floor the plain-RD baseline follows: at its share of the student's pace until measured.
+	plan["baseline"] = 150
+	if got := eta(plan, protocol.StageStudent, 40, 100, map[string]float64{"student": 2, "seg": 1}); got != 60*2+50+150*2*baselineStepShare {
+		t.Fatalf("student, then seg and baseline: %v", got)
+	}
+	// Resumed in the segmentation stage: the student's pace is inferred from the seg pace.
+	if got, want := eta(plan, protocol.StageSeg, 10, 50, map[string]float64{"seg": 1}), 40+150*(1/segStepShare)*baselineStepShare; math.Abs(got-want) > 1e-9 {
+		t.Fatalf("seg, then baseline: %v want %v", got, want)
+	}
+	if got := eta(plan, protocol.StageBaseline, 100, 150, map[string]float64{"student": 2, "seg": 1, "baseline": 0.5}); got != 25 {
+		t.Fatalf("baseline: %v", got)
+	}
+	if got := eta(map[string]int{"student": 100}, protocol.StageStudent, 40, 100, map[string]float64{"student": 2}); got != 120 {
 		t.Fatalf("plain RD: %v", got)
 	}
-	if got := eta(o, protocol.StageStudent, 0, 100, nil); got != -1 {
+	if got := eta(plan, protocol.StageStudent, 0, 100, nil); got != -1 {
 		t.Fatalf("unknown pace: %v", got)
 	}
 }
@@ -171,6 +183,14 @@ func TestResolveOptions_DefaultsAndRefusals(t *testing.T) {
 		if !strings.Contains(args, want) {
 			t.Errorf("trainer args %q lack %q", args, want)
 		}
+	}
+	// The rdre preset checks the floor (models.train's default) unless the run asks not to.
+	if strings.Contains(args, "floor") {
+		t.Errorf("default args %q name the floor", args)
+	}
+	o.NoFloor = true
+	if args := strings.Join(r.trainArgs(record{Info: protocol.TrainInfo{Dir: "/runs/x", Options: o}}), " "); !strings.Contains(args, "--preset rdre") || !strings.Contains(args, "--no-floor") {
+		t.Errorf("NoFloor: args %q lack --no-floor", args)
 	}
 }
 

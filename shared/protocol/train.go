@@ -1,5 +1,7 @@
 package protocol
 
+import "fmt"
+
 // Training runs: the server trains an RD-RE model on a dataset's normal images with the project's own
 // PyTorch trainer (models/), exports, calibrates, registers and evaluates it. Every client receives the
 // same stream (train.progress, train.done) for every run.
@@ -31,6 +33,7 @@ const (
 	StagePrepare   = "prepare"   // staging the normal images, checking Python and PyTorch
 	StageStudent   = "student"   // stage 1: the student (distillation)
 	StageSeg       = "seg"       // stage 2: the segmentation head
+	StageBaseline  = "baseline"  // the floor's plain-RD baseline, trained after the recipe (TrainFloor)
 	StageExport    = "export"    // ONNX export with metadata
 	StageCalibrate = "calibrate" // thresholds on held-out normal images
 	StageRegister  = "register"  // the model joins the workspace and the job runner
@@ -71,6 +74,48 @@ type TrainOptions struct {
 	// explicitly (their workspace mask, else the dataset's). Every evaluation of the model leaves them out.
 	RealMasks  bool     `json:"realMasks,omitempty"`
 	RealImages []string `json:"realImages,omitempty"`
+	// NoFloor skips the floor (TrainFloor) of the rdre preset: no plain-RD baseline is trained beside the
+	// recipe, which saves about a third of the time. Fine-tuning with real masks never checks the floor.
+	NoFloor bool `json:"noFloor,omitempty"`
+}
+
+// TrainFloor is the floor's record (models/rdre/floor.py): every fifth training image is held out, plain RD
+// trains beside the recipe on the rest, and the image score and the anomaly map each come from whichever
+// of the two does better on synthetic anomalies laid on the held-out images (ties: the recipe).
+type TrainFloor struct {
+	Checked bool   `json:"checked"`
+	Why     string `json:"why,omitempty"` // why it was not checked
+	HeldOut int    `json:"held_out,omitempty"`
+	// Score and Map are "recipe" or "baseline" (plain RD).
+	Score    string           `json:"score"`
+	Map      string           `json:"map"`
+	Recipe   *FloorValidation `json:"recipe,omitempty"`
+	Baseline *FloorValidation `json:"baseline,omitempty"`
+}
+
+// FloorValidation is one model's synthetic validation on the held-out normals, as fractions.
+type FloorValidation struct {
+	ImageAUROC float64 `json:"image_auroc"`
+	PixelAP    float64 `json:"pixel_ap"`
+}
+
+// Summary says in one sentence what the floor chose and on which numbers (percent).
+func (f *TrainFloor) Summary() string {
+	if !f.Checked {
+		return "not checked: " + f.Why
+	}
+	name := func(side string) string {
+		if side == "baseline" {
+			return "plain RD"
+		}
+		return "RD-RE"
+	}
+	t := fmt.Sprintf("image score from %s, anomaly map from %s", name(f.Score), name(f.Map))
+	if f.Recipe != nil && f.Baseline != nil {
+		t += fmt.Sprintf(" (on %d held-out normal images with synthetic anomalies: image AUROC %.2f RD-RE, %.2f plain RD; pixel AP %.2f, %.2f)",
+			f.HeldOut, 100*f.Recipe.ImageAUROC, 100*f.Baseline.ImageAUROC, 100*f.Recipe.PixelAP, 100*f.Baseline.PixelAP)
+	}
+	return t
 }
 
 // TrainStartRequest is the payload of TypeTrainStart.
@@ -124,6 +169,7 @@ type TrainInfo struct {
 	Images   int                `json:"images"`            // normal images trained on
 	HeldOut  int                `json:"heldOut"`           // normal images held out for calibration
 	Real     int                `json:"real,omitempty"`    // real defective images (with masks) in the segmentation stage
+	Floor    *TrainFloor        `json:"floor,omitempty"`   // the floor's comparison with plain RD, once made
 	Preview  *TrainPreview      `json:"preview,omitempty"` // the newest preview
 	Created  string             `json:"created"`           // RFC 3339
 	Finished string             `json:"finished,omitempty"`
