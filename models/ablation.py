@@ -433,8 +433,12 @@ def paired_deltas(root: str, a: str = "defaults", b: str = "plain-rd") -> List[d
 
     t*: the test images, v*: synthetic validation on the training images, h*: on the held-out normals
     (prepare --val-every); *I: image AUROC, *A: pixel AP. Also each side's k chosen on the held-out
-    validation (ties: the export's 100, then the smaller k) and the test image AUROC at that k."""
+    validation (ties: the export's 100, then the smaller k) and the test image AUROC at that k; each side's
+    test metrics ("test": {a, b}); and "floor": what the trainer's floor (rdre/floor.py) would ship, a as the
+    recipe and b as plain RD, chosen on the held-out validation, with its test metrics."""
     import glob
+
+    from .rdre import floor
 
     rows = []
     for d in sorted(glob.glob(os.path.join(root, "*", "*"))):
@@ -445,7 +449,7 @@ def paired_deltas(root: str, a: str = "defaults", b: str = "plain-rd") -> List[d
             ma, mb = json.load(fa)["maps"]["rd"], json.load(fb)["maps"]["rd"]
         if "val_ho_image_auroc" not in ma or "val_ho_image_auroc" not in mb:
             continue
-        row = {"run": f"{os.path.basename(os.path.dirname(d))} {os.path.basename(d)}"}
+        row = {"run": f"{os.path.basename(os.path.dirname(d))} {os.path.basename(d)}", "cat": os.path.basename(d)}
         for short, key in (("tI", "image_auroc"), ("vI", "val_image_auroc"), ("hI", "val_ho_image_auroc"),
                            ("tA", "pixel_ap"), ("vA", "val_pixel_ap"), ("hA", "val_ho_pixel_ap")):
             row[short] = 100 * (ma[key] - mb[key])
@@ -454,8 +458,15 @@ def paired_deltas(root: str, a: str = "defaults", b: str = "plain-rd") -> List[d
             best = [k for k, v in ho.items() if v == max(ho.values())]
             k = "100" if "100" in best else min(best, key=int)
             row[side] = {"k": int(k), "test_at_k": 100 * test[k], "test_at_100": 100 * test["100"]}
+        row["test"] = {side: {key: 100 * m[key] for key in TEST_KEYS} for side, m in (("a", ma), ("b", mb))}
+        choice = floor.choose(*({"image_auroc": m["val_ho_image_auroc"], "pixel_ap": m["val_ho_pixel_ap"]} for m in (ma, mb)))
+        side = {"recipe": "a", "baseline": "b"}
+        row["floor"] = dict(choice, **{key: row["test"][side[choice["score" if key == "image_auroc" else "map"]]][key] for key in TEST_KEYS})
         rows.append(row)
     return rows
+
+
+TEST_KEYS = ("image_auroc", "pixel_auroc", "pixel_ap", "aupro")
 
 
 def pairs_report(rows: List[dict]) -> str:
@@ -476,6 +487,29 @@ def pairs_report(rows: List[dict]) -> str:
     if gains:
         out.append(f"- top-k chosen on the held-out validation: test image AUROC {sum(gains) / len(gains):+.2f} "
                    f"on average against k = 100, over {len(gains)} models")
+    name = {"recipe": "defaults", "baseline": "plain RD"}
+    out += ["", "The floor (rdre/floor.py): score and map each from the side the held-out validation prefers; its test "
+            "numbers minus plain RD's.", "",
+            "| run | score from | map from | Δ I-AUROC | Δ AP |", "|---|---|---|---|---|"]
+    for r in rows:
+        f, b = r["floor"], r["test"]["b"]
+        out.append(f"| {r['run']} | {name[f['score']]} | {name[f['map']]} | {f['image_auroc'] - b['image_auroc']:+.2f} | "
+                   f"{f['pixel_ap'] - b['pixel_ap']:+.2f} |")
+    out += ["", "| category | runs | defaults I-AUROC / P-AUROC / AP / AUPRO | the floor | plain RD | floor − plain RD (I-AUROC, AP) |",
+            "|---|---|---|---|---|---|"]
+    cats = sorted({r["cat"] for r in rows})
+    means = {}
+    for c in cats + ["mean"]:
+        rs = [r for r in rows if r["cat"] == c]
+        if c == "mean":  # the categories' means, each category weighing the same
+            m = {k: {key: sum(means[x][k][key] for x in cats) / len(cats) for key in TEST_KEYS} for k in ("a", "floor", "b")}
+        else:
+            m = {k: {key: sum((r["test"][k] if k != "floor" else r["floor"])[key] for r in rs) / len(rs) for key in TEST_KEYS}
+                 for k in ("a", "floor", "b")}
+            means[c] = m
+        cell = lambda d: " / ".join(f"{d[key]:.2f}" for key in TEST_KEYS)  # noqa: E731
+        out.append(f"| {c} | {len(rs) if c != 'mean' else ''} | {cell(m['a'])} | {cell(m['floor'])} | {cell(m['b'])} | "
+                   f"{m['floor']['image_auroc'] - m['b']['image_auroc']:+.2f}, {m['floor']['pixel_ap'] - m['b']['pixel_ap']:+.2f} |")
     return "\n".join(out) + "\n"
 
 

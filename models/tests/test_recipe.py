@@ -263,6 +263,13 @@ def test_ablation_pairs_HeldOutRuns_DeltasAndSignAgreement(mvtec_dir, tmp_path):
     assert "pixel AP, validation on held-out normals: the sign agrees with the test's in 0 of 1" in report
     # Both sides chose k = 10: defaults 85 against 90, plain RD 80 against 80.
     assert "test image AUROC -2.50 on average against k = 100, over 2 models" in report
+    # The floor: the held-out validation prefers plain RD's image AUROC and the defaults' AP, so it ships plain
+    # RD's score (test 80, +0 against plain RD) with the defaults' map (AP 20, -20).
+    assert r["floor"]["score"] == "baseline" and r["floor"]["map"] == "recipe"
+    assert (r["floor"]["image_auroc"], r["floor"]["pixel_ap"]) == pytest.approx((80, 20))
+    assert "| f0-s1 cat | plain RD | defaults | +0.00 | -20.00 |" in report
+    both = ablation.pairs_report(list(rows.values()))
+    assert both.count("| cat | 2 |") == 1 and "| mean |  |" in both
     # Runs without held-out validation are refused with the reason.
     with pytest.raises(SystemExit, match="no run in .* held-out validation"):
         ablation.main(["pairs", "--out", str(tmp_path / "none")])
