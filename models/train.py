@@ -105,7 +105,7 @@ def parser() -> argparse.ArgumentParser:
                    help="exported anomaly_map: the segmentation head's (seg), the RD map (rd), or the better of the two "
                         "on synthetic validation (auto)")
     p.add_argument("--floor", action=argparse.BooleanOptionalAction, default=False,
-                   help="hold out every %d-th training image, train plain RD beside the recipe (same teacher, seed and "
+                   help="hold out one in %d training images, train plain RD beside the recipe (same teacher, seed and "
                         "steps), and take the image score and the anomaly map each from the model that does better on "
                         "synthetic validation on the held-out images (default: on with --preset rdre)" % floor.HOLD_OUT_EVERY)
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
@@ -205,12 +205,23 @@ def train_one(args, cfg: TrainConfig, images, out: str, stage_names=None) -> Tra
     trainer = Trainer(cfg, images, stage_names=stage_names)
     ckpt = os.path.join(out, "checkpoint.pt")
     if args.resume and os.path.isfile(ckpt):
+        if args.floor:
+            same_images(ckpt, cfg.data_fingerprint)
         trainer.load(ckpt)
         log.info("resumed from %s at student step %d, seg step %d", ckpt, trainer.step_student, trainer.step_seg)
     log.info("config %s", dataclasses.asdict(cfg))
     trainer.run(ckpt)
     log.info("done: student %.1f s (%d steps), seg %.1f s (%d steps)", trainer.elapsed["student"], trainer.step_student, trainer.elapsed["seg"], trainer.step_seg)
     return trainer
+
+
+def same_images(ckpt: str, fp: str) -> None:
+    """The floor's held-out images must never have been trained on: a checkpoint of other images is refused."""
+    st = torch.load(ckpt, map_location="cpu", weights_only=False)  # our own checkpoint
+    old = (st.get("train_config") or {}).get("data_fingerprint", "")
+    if old and old != fp:
+        raise ValueError(f"resume {ckpt}: it was trained on other images (data fingerprint {old[:16]}, here {fp[:16]}), "
+                         "which may include the images the floor holds out; train into a new --out, or pass --no-floor")
 
 
 def baseline_config(cfg: TrainConfig) -> TrainConfig:

@@ -218,3 +218,13 @@ def test_train_FloorStoppedInBaseline_ResumeFinishesIt(floor_data, tmp_path):
     # The recipe was finished: no step of it again; the baseline goes on from where it stopped.
     assert [e["step"] for e in ev if e["event"] == "progress"][0] == at + 1
     assert floor.read_record(out)["checked"] is True
+
+
+def test_train_FloorResumeOfOtherImages_Refused(floor_data, tmp_path, caplog):
+    out = str(tmp_path / "run")
+    argv = train_argv(floor_data, out)
+    # Trained on all 25 images without the floor; resumed with it, 5 of them would be "held out" after training.
+    assert train.main(argv + ["--no-floor"]) == 0
+    assert train.main(argv + ["--resume"]) == 1
+    assert "trained on other images" in caplog.text and "--no-floor" in caplog.text
+    assert floor.read_record(out) is None
