@@ -155,12 +155,8 @@ def export_checkpoint(ckpt: str, out: str) -> Dict[str, str]:
         if rec["score"] == rec["map"]:
             model, info = base, binfo
         else:
-            maps_st, score_st = (st, bst) if rec["map"] == "recipe" else (bst, st)
             model = floor.FloorModel(model if rec["map"] == "recipe" else base, model if rec["score"] == "recipe" else base)
-            # Each suggested threshold belongs to the output it thresholds.
-            th = {k: v for k, v in (maps_st.get("thresholds") or {}).items() if k.startswith("pixel")}
-            th.update({k: v for k, v in (score_st.get("thresholds") or {}).items() if k.startswith("image")})
-            info["thresholds"] = th
+            info["thresholds"] = floor.thresholds(rec, st.get("thresholds"), bst.get("thresholds"))
     info["extra"] = {"floor": json.dumps(rec, sort_keys=True)}
     log.info("%s", floor.summary(rec))
     return export_model(model, out, info)

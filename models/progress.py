@@ -14,7 +14,9 @@ Contract (options that ``wrap_parser`` adds to ``models.train``):
     preview was written at this step;
   - ``stage``: ``stage`` = "calibrate" (thresholds on synthetic anomalies) with ``thresholds``;
   - ``done``: ``elapsed_s`` {student, seg} and ``steps``;
-  - ``floor``: ``record``, the floor's comparison with plain RD (rdre/floor.py) after both models trained.
+  - ``floor``: ``record``, the floor's comparison with plain RD (rdre/floor.py) after both models trained
+    (before it, a ``stage`` event with ``stage`` = "floor"; when the record takes an output from plain RD,
+    a second ``stage`` = "calibrate" event with the thresholds of what is exported).
 
   With the floor (``--floor``, the rdre preset's default) plain RD trains after the recipe as a second model:
   the recipe's ``start`` announces its steps as ``steps.baseline``; it then reports ``start``, ``progress``,
@@ -196,6 +198,10 @@ class _Handler(logging.Handler):
                      steps=_by_stage(rep.trainer, {"student": int(args[1]), "seg": int(args[3])}))
         elif msg.startswith("floor record:") and args:
             rep.emit("floor", record=json.loads(args[0]))
+        elif msg.startswith("floor: comparing"):
+            rep.emit("stage", stage="floor")
+        elif msg.startswith("thresholds of the floor's choice:") and args:
+            rep.emit("stage", stage="calibrate", thresholds=json.loads(args[0]))
         elif record.levelno >= logging.ERROR:
             rep.emit("error", message=record.getMessage())
 

@@ -192,6 +192,8 @@ def run(args) -> int:
         floor.write_record(args.out, rec)
         log.info("%s", floor.summary(rec))
         log.info("floor record: %s", json.dumps(rec, sort_keys=True))
+        if "baseline" in (rec["score"], rec["map"]):
+            log.info("thresholds of the floor's choice: %s", json.dumps(floor.thresholds(rec, trainer.thresholds, base_thresholds(args.out))))
     if args.export:
         from .export import export_checkpoint
 
@@ -232,10 +234,15 @@ def baseline_config(cfg: TrainConfig) -> TrainConfig:
         anomaly_weight=0.0, fusion_gate=False, fusion_norm=False, output="rd")
 
 
+def base_thresholds(out: str) -> dict:
+    st = torch.load(os.path.join(out, floor.BASELINE_DIR, "checkpoint.pt"), map_location="cpu", weights_only=False)
+    return st.get("thresholds") or {}
+
+
 def check_floor(args, cfg: TrainConfig, images, held_images, recipe: Trainer) -> dict:
     """Train plain RD in OUT/baseline on the same images and compare both on the held-out normals."""
     base = train_one(args, baseline_config(cfg), images, os.path.join(args.out, floor.BASELINE_DIR), {"student": "baseline"})
-    log.info("floor: synthetic validation of both models on %d held-out normals", held_images.shape[0])
+    log.info("floor: comparing both models on %d held-out normals", held_images.shape[0])
     return floor.record(floor.validate(recipe.model, held_images, recipe.device), floor.validate(base.model, held_images, base.device),
                         held_images.shape[0])
 

@@ -438,7 +438,7 @@ func (p *TrainPanel) renderForm(busy bool, cur *protocol.TrainInfo) app.UI {
 			Disabled(p.acting == cur.ID).OnClick(func(ctx app.Context, e app.Event) { p.act(ctx, protocol.TypeTrainCancel, cur.ID) }))
 	} else if cur != nil && (cur.State == protocol.TrainCancelled || cur.State == protocol.TrainFailed) {
 		controls = append(controls, app.Button().Attr("data-testid", "train-resume").Text("Resume").
-			Title("Continue this run from its last checkpoint").Disabled(p.acting == cur.ID || !p.env.Ready).
+			Title("Continue this run from its last checkpoint, with the settings it started with (the form above is for new runs)").Disabled(p.acting == cur.ID || !p.env.Ready).
 			OnClick(func(ctx app.Context, e app.Event) { p.act(ctx, protocol.TypeTrainResume, cur.ID) }))
 	}
 	return app.Div().Class("filters").Body(controls...)
@@ -467,8 +467,8 @@ func (p *TrainPanel) renderRun(in protocol.TrainInfo) app.UI {
 	return app.Div().Class("eval-job").Attr("data-run", in.ID).Body(
 		app.P().Class("row").Body(
 			app.Span().Class("badge").Attr("data-testid", "train-state").Attr("data-run", in.ID).Text(in.State),
-			app.Span().Class("muted").Text(fmt.Sprintf(" run %s · %s · %d normal images, %d held out%s · %d px, batch %d%s",
-				in.ID, in.Options.Preset, in.Images, in.HeldOut, realText(in.Real), in.Options.Size, in.Options.Batch, deviceText(in))),
+			app.Span().Class("muted").Text(fmt.Sprintf(" run %s · %s · %d normal images%s, %d held out for calibration%s · %d px, batch %d%s",
+				in.ID, in.Options.Preset, in.Images, floorHeldText(in.FloorHeldOut), in.HeldOut, realText(in.Real), in.Options.Size, in.Options.Batch, deviceText(in))),
 		),
 		app.Div().Class("row").Attr("data-testid", "train-progress").Attr("data-stage", stage).Attr("data-step", in.Step).
 			Attr("data-total", in.Total).Attr("data-state", in.State).Body(
@@ -499,19 +499,26 @@ func (p *TrainPanel) renderRun(in protocol.TrainInfo) app.UI {
 	)
 }
 
-// doneText sums up a finished run: steps and training time per stage.
+// doneText sums up a finished run: steps per stage and the time they trained.
 func doneText(in protocol.TrainInfo) string {
 	t := fmt.Sprintf("trained: %d student steps", in.Steps[protocol.StageStudent])
 	if n := in.Steps[protocol.StageSeg]; n > 0 {
 		t += fmt.Sprintf(" + %d segmentation steps", n)
 	}
 	if n := in.Steps[protocol.StageBaseline]; n > 0 {
-		t += fmt.Sprintf(", and %d plain-RD baseline steps for the floor", n)
+		t += fmt.Sprintf(", then %d plain-RD steps for the floor", n)
 	}
 	if sec := in.Elapsed[protocol.StageStudent] + in.Elapsed[protocol.StageSeg] + in.Elapsed[protocol.StageBaseline]; sec > 0 {
-		t += " in " + durationText(sec)
+		t += " (" + durationText(sec) + " of training)"
 	}
 	return t
+}
+
+func floorHeldText(n int) string {
+	if n == 0 {
+		return ""
+	}
+	return fmt.Sprintf(" (%d more held out to compare with plain RD)", n)
 }
 
 func realText(n int) string {
@@ -549,6 +556,8 @@ func stageText(in protocol.TrainInfo) string {
 			t += " · ETA " + durationText(in.ETA)
 		}
 		return t
+	case protocol.StageFloor:
+		return "comparing RD-RE with plain RD on the held-out images"
 	case "":
 		return ""
 	}

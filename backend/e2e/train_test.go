@@ -87,10 +87,14 @@ func TestUI_Train_FromThePanel(t *testing.T) {
 		t.Fatalf("second tab saw stages %v", stages)
 	}
 	floorText := eval[string](t, ctx, testid("train-floor-result")+`.textContent`)
-	if !strings.HasPrefix(floorText, "Floor: image score from ") || !strings.Contains(floorText, "held-out normal images") {
+	if !strings.HasPrefix(floorText, "Floor: image score ") || !strings.Contains(floorText, "held-out normal images") {
 		t.Fatalf("floor result %q", floorText)
 	}
-	if done := eval[string](t, ctx, testid("train-progress")+`.textContent`); !strings.Contains(done, "plain-RD baseline steps for the floor") {
+	// The run's header counts the images the floor held out beside those trained on.
+	if head := eval[string](t, ctx, `document.querySelector('[data-testid=train-state]').parentElement.textContent`); !strings.Contains(head, "more held out to compare with plain RD") {
+		t.Fatalf("run header %q", head)
+	}
+	if done := eval[string](t, ctx, testid("train-progress")+`.textContent`); !strings.Contains(done, "plain-RD steps for the floor") {
 		t.Fatalf("done text %q", done)
 	}
 

@@ -112,7 +112,7 @@ func (c Card) Markdown() string {
 	if name == "" {
 		name = c.Dataset
 	}
-	w("# Model card: RD-RE, %s (training run %s)\n\n", name, c.Run)
+	w("# Model card: %s, %s (training run %s)\n\n", c.modelKind(), name, c.Run)
 	w("| | |\n|---|---|\n")
 	w("| model file | `%s` |\n| sha256 | `%s` |\n", c.Model, c.SHA256)
 	w("| dataset | %s (`%s`, layout %s) |\n", c.Dataset, c.Root, c.Layout)
@@ -135,7 +135,11 @@ func (c Card) Markdown() string {
 	w("| data fingerprint | `%s` (sha256 over the training files' sorted names and bytes) |\n", c.DataFingerprint)
 	o := c.Options
 	w("| preset | %s: %s |\n| teacher | %s: %s |\n", o.Preset, recipeText(o.Preset, c.RealImages > 0), o.Teacher, c.TeacherSource)
-	w("| input size | %d |\n| steps | %d student + %d segmentation, batch %d, seed %d |\n", o.Size, o.StepsStudent, o.StepsSeg, o.Batch, o.Seed)
+	baseSteps := ""
+	if n := c.Steps[protocol.StageBaseline]; n > 0 {
+		baseSteps = fmt.Sprintf(", then %d of plain RD for the floor", n)
+	}
+	w("| input size | %d |\n| steps | %d student + %d segmentation%s, batch %d, seed %d |\n", o.Size, o.StepsStudent, o.StepsSeg, baseSteps, o.Batch, o.Seed)
 	w("| anomaly source | %s |\n", o.AnomalySource)
 	if c.Floor != nil {
 		w("| floor (plain RD trained beside it, models/README.md) | %s |\n", c.Floor.Summary())
@@ -219,6 +223,22 @@ func writeAtomic(p string, data []byte) error {
 		return err
 	}
 	return os.Rename(tmp, p)
+}
+
+// modelKind names what the exported model is: the preset's, unless the floor took an output from plain RD.
+func (c Card) modelKind() string {
+	f := c.Floor
+	switch {
+	case c.Options.Preset == protocol.PresetPlainRD:
+		return "plain RD"
+	case f == nil || !f.Checked || (f.Score != "baseline" && f.Map != "baseline"):
+		return "RD-RE"
+	case f.Score == "baseline" && f.Map == "baseline":
+		return "plain RD (the floor's choice over RD-RE)"
+	case f.Score == "baseline":
+		return "RD-RE's anomaly map with plain RD's image score (the floor's choice)"
+	}
+	return "RD-RE's image score with plain RD's anomaly map (the floor's choice)"
 }
 
 // recipeText says what a preset trains and which map the model exports (models/README.md, "Beyond bottle").

@@ -295,6 +295,9 @@ func (r *Runner) onEvent(j *run, ev event) {
 			j.rec.Plan = map[string]int{}
 		}
 		maps.Copy(j.rec.Plan, ev.Steps)
+		if _, ok := ev.Steps[protocol.StageBaseline]; ok && len(ev.Steps) > 1 { // the recipe's start, with the floor
+			in.FloorHeldOut = max(0, len(j.rec.Train)-ev.Images)
+		}
 		save = true
 	case "resumed", "stopped":
 		for k, v := range ev.Steps {
@@ -322,6 +325,10 @@ func (r *Runner) onEvent(j *run, ev event) {
 	case "stage":
 		if ev.Thresholds != nil {
 			j.rec.SynthThresholds = ev.Thresholds
+		}
+		if ev.Stage == protocol.StageFloor {
+			in.Stage, in.Step, in.Total, in.ETA = ev.Stage, 0, 0, -1
+			save = true
 		}
 	case "done":
 		mergeElapsed(in, ev.Elapsed)

@@ -267,7 +267,7 @@ func TestTraining_WebsocketCancelResumeRestartRegisterEvaluate(t *testing.T) {
 	// The floor: 10 of the 54 staged images held out, plain RD trained on the other 44 for 40 + 4 steps, and
 	// the choice recorded in the run, the card and the model's metadata.
 	f := final.Floor
-	if f == nil || !f.Checked || f.HeldOut != 10 || final.Images != 44 || final.Steps["baseline"] != 44 || final.Elapsed["baseline"] <= 0 ||
+	if f == nil || !f.Checked || f.HeldOut != 10 || final.FloorHeldOut != 10 || final.Images != 44 || final.Steps["baseline"] != 44 || final.Elapsed["baseline"] <= 0 ||
 		f.Recipe == nil || f.Baseline == nil || (f.Score != "recipe" && f.Score != "baseline") || (f.Map != "recipe" && f.Map != "baseline") {
 		t.Fatalf("floor: %+v in %+v", f, final)
 	}

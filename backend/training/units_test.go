@@ -222,3 +222,47 @@ func TestTail_ShowsErrorsFirst(t *testing.T) {
 		t.Fatalf("tail: %q", got)
 	}
 }
+
+func TestCard_Markdown_NamesWhatTheFloorShips(t *testing.T) {
+	val := func(i, a float64) *protocol.FloorValidation {
+		return &protocol.FloorValidation{ImageAUROC: i, PixelAP: a}
+	}
+	for _, tc := range []struct {
+		preset, score, mapFrom string
+		checked                bool
+		title, floorRow        string
+	}{
+		{protocol.PresetRDRE, "recipe", "recipe", true, "# Model card: RD-RE, tiles", "image score from RD-RE, anomaly map from RD-RE (on 10 held-out"},
+		{protocol.PresetRDRE, "baseline", "recipe", true, "# Model card: RD-RE's anomaly map with plain RD's image score (the floor's choice), tiles",
+			"image AUROC 90.0 % for RD-RE against 95.0 % for plain RD, pixel AP 30.0 % against 20.0 %"},
+		{protocol.PresetRDRE, "baseline", "baseline", true, "# Model card: plain RD (the floor's choice over RD-RE), tiles",
+			"the registered model is the plain-RD baseline"},
+		{protocol.PresetRDRE, "recipe", "recipe", false, "# Model card: RD-RE, tiles", "not checked: 12 training images"},
+		{protocol.PresetPlainRD, "", "", false, "# Model card: plain RD, tiles", ""},
+	} {
+		c := Card{Run: "r1", Category: "tiles", TrainImages: 54, Options: protocol.TrainOptions{Preset: tc.preset, StepsStudent: 40, StepsSeg: 4},
+			Steps: map[string]int{"student": 40, "seg": 4}}
+		if tc.preset == protocol.PresetRDRE {
+			c.Floor = &protocol.TrainFloor{Checked: tc.checked, Score: tc.score, Map: tc.mapFrom}
+			if tc.checked {
+				c.Floor.HeldOut, c.Floor.Recipe, c.Floor.Baseline = 10, val(0.9, 0.3), val(0.95, 0.2)
+				c.Steps["baseline"] = 44
+			} else {
+				c.Floor.Why = "12 training images, fewer than 20"
+			}
+		}
+		md := c.Markdown()
+		if !strings.HasPrefix(md, tc.title+" (training run r1)") {
+			t.Errorf("%+v: title of\n%s", tc, md)
+		}
+		if tc.floorRow != "" && !strings.Contains(md, "| floor (plain RD trained beside it, models/README.md) | ") || !strings.Contains(md, tc.floorRow) {
+			t.Errorf("%+v: floor row %q missing in\n%s", tc, tc.floorRow, md)
+		}
+		if steps := strings.Contains(md, "40 student + 4 segmentation, then 44 of plain RD for the floor"); steps != tc.checked {
+			t.Errorf("%+v: steps row with the baseline %v in\n%s", tc, steps, md)
+		}
+		if held := strings.Contains(md, "the floor held out 10 of them, so both models trained on 44"); held != tc.checked {
+			t.Errorf("%+v: training data row %v in\n%s", tc, held, md)
+		}
+	}
+}

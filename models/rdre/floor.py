@@ -82,6 +82,15 @@ def summary(rec: Dict[str, object]) -> str:
                                                     b["pixel_ap"], src[rec["score"]], src[rec["map"]]))
 
 
+def thresholds(rec: Dict[str, object], recipe: Dict[str, float], baseline: Dict[str, float]) -> Dict[str, float]:
+    """The suggested thresholds of what the record ships: each belongs to the output it thresholds (pixel* to
+    the map, image* to the score)."""
+    side = {"recipe": recipe or {}, "baseline": baseline or {}}
+    th = {k: v for k, v in side[rec["map"]].items() if k.startswith("pixel")}
+    th.update({k: v for k, v in side[rec["score"]].items() if k.startswith("image")})
+    return th
+
+
 def write_record(out_dir: str, rec: Dict[str, object]) -> str:
     path = os.path.join(out_dir, RECORD)
     tmp = path + ".tmp"

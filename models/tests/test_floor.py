@@ -177,10 +177,28 @@ def test_train_FloorProgress_BaselineHasItsOwnStage(floor_data, tmp_path, capsys
         if e["event"] == "progress" and e["stage"] == "baseline":
             assert set(e["elapsed_s"]) == {"baseline"} and "preview" not in e  # no synthetic anomalies to preview
     assert [e["steps"] for e in ev if e["event"] == "done"] == [{"student": 3, "seg": 2}, {"baseline": 5}]
-    assert len([e for e in ev if e["event"] == "stage"]) == 1  # the recipe's thresholds only
     fl = [e for e in ev if e["event"] == "floor"]
-    assert len(fl) == 1 and fl[0]["record"] == floor.read_record(out)
+    rec = floor.read_record(out)
+    assert len(fl) == 1 and fl[0]["record"] == rec
+    # The recipe's thresholds, the comparison, then (when plain RD gives an output) the thresholds of what ships;
+    # the baseline's own calibration is not announced.
+    stages = [e for e in ev if e["event"] == "stage"]
+    assert [e["stage"] for e in stages[:2]] == ["calibrate", "floor"]
+    recipe_th = torch.load(os.path.join(out, "checkpoint.pt"), weights_only=False)["thresholds"]
+    base_th = torch.load(os.path.join(out, floor.BASELINE_DIR, "checkpoint.pt"), weights_only=False)["thresholds"]
+    assert stages[0]["thresholds"] == pytest.approx(recipe_th)
+    if "baseline" in (rec["score"], rec["map"]):
+        assert len(stages) == 3 and stages[2]["thresholds"] == pytest.approx(floor.thresholds(rec, recipe_th, base_th))
+    else:
+        assert len(stages) == 2
     assert not any(f.startswith("baseline") for f in os.listdir(os.path.join(out, "previews")))
+
+
+def test_thresholds_EachFromTheOutputItThresholds():
+    r, b = {"pixel": 1.0, "pixel_f1": 0.5, "image": 2.0, "image_f1": 0.9}, {"pixel": 3.0, "pixel_f1": 0.4, "image": 4.0, "image_f1": 0.8}
+    assert floor.thresholds({"score": "baseline", "map": "recipe"}, r, b) == {"pixel": 1.0, "pixel_f1": 0.5, "image": 4.0, "image_f1": 0.8}
+    assert floor.thresholds({"score": "baseline", "map": "baseline"}, r, b) == b
+    assert floor.thresholds({"score": "recipe", "map": "recipe"}, r, None) == r
 
 
 def test_train_FloorStoppedInBaseline_ResumeFinishesIt(floor_data, tmp_path):

@@ -34,6 +34,7 @@ const (
 	StageStudent   = "student"   // stage 1: the student (distillation)
 	StageSeg       = "seg"       // stage 2: the segmentation head
 	StageBaseline  = "baseline"  // the floor's plain-RD baseline, trained after the recipe (TrainFloor)
+	StageFloor     = "floor"     // the floor's comparison of the two on the held-out images
 	StageExport    = "export"    // ONNX export with metadata
 	StageCalibrate = "calibrate" // thresholds on held-out normal images
 	StageRegister  = "register"  // the model joins the workspace and the job runner
@@ -111,8 +112,11 @@ func (f *TrainFloor) Summary() string {
 		return "RD-RE"
 	}
 	t := fmt.Sprintf("image score from %s, anomaly map from %s", name(f.Score), name(f.Map))
+	if f.Score == "baseline" && f.Map == "baseline" {
+		t = "image score and anomaly map from plain RD: the registered model is the plain-RD baseline"
+	}
 	if f.Recipe != nil && f.Baseline != nil {
-		t += fmt.Sprintf(" (on %d held-out normal images with synthetic anomalies: image AUROC %.2f RD-RE, %.2f plain RD; pixel AP %.2f, %.2f)",
+		t += fmt.Sprintf(" (on %d held-out normal images with synthetic anomalies: image AUROC %.1f %% for RD-RE against %.1f %% for plain RD, pixel AP %.1f %% against %.1f %%)",
 			f.HeldOut, 100*f.Recipe.ImageAUROC, 100*f.Baseline.ImageAUROC, 100*f.Recipe.PixelAP, 100*f.Baseline.PixelAP)
 	}
 	return t
@@ -162,20 +166,22 @@ type TrainInfo struct {
 	Loss       float64 `json:"loss,omitempty"`
 	SecPerStep float64 `json:"secPerStep,omitempty"`
 	// ETA is the estimated seconds to the end of training (both stages), -1 when unknown.
-	ETA      float64            `json:"eta"`
-	Steps    map[string]int     `json:"steps,omitempty"`
-	Elapsed  map[string]float64 `json:"elapsed,omitempty"` // seconds of training per stage
-	Device   string             `json:"device,omitempty"`  // what PyTorch trains on ("cpu", "cuda:0")
-	Images   int                `json:"images"`            // normal images trained on
-	HeldOut  int                `json:"heldOut"`           // normal images held out for calibration
-	Real     int                `json:"real,omitempty"`    // real defective images (with masks) in the segmentation stage
-	Floor    *TrainFloor        `json:"floor,omitempty"`   // the floor's comparison with plain RD, once made
-	Preview  *TrainPreview      `json:"preview,omitempty"` // the newest preview
-	Created  string             `json:"created"`           // RFC 3339
-	Finished string             `json:"finished,omitempty"`
-	Error    string             `json:"error,omitempty"`
-	Warnings []string           `json:"warnings,omitempty"`
-	Resumes  int                `json:"resumes,omitempty"` // how often it continued from a checkpoint
+	ETA     float64            `json:"eta"`
+	Steps   map[string]int     `json:"steps,omitempty"`
+	Elapsed map[string]float64 `json:"elapsed,omitempty"` // seconds of training per stage
+	Device  string             `json:"device,omitempty"`  // what PyTorch trains on ("cpu", "cuda:0")
+	Images  int                `json:"images"`            // normal images trained on
+	HeldOut int                `json:"heldOut"`           // normal images held out for calibration
+	Real    int                `json:"real,omitempty"`    // real defective images (with masks) in the segmentation stage
+	Floor   *TrainFloor        `json:"floor,omitempty"`   // the floor's comparison with plain RD, once made
+	// FloorHeldOut counts the staged images the floor holds out of training (known when training starts).
+	FloorHeldOut int           `json:"floorHeldOut,omitempty"`
+	Preview      *TrainPreview `json:"preview,omitempty"` // the newest preview
+	Created      string        `json:"created"`           // RFC 3339
+	Finished     string        `json:"finished,omitempty"`
+	Error        string        `json:"error,omitempty"`
+	Warnings     []string      `json:"warnings,omitempty"`
+	Resumes      int           `json:"resumes,omitempty"` // how often it continued from a checkpoint
 	// Model is the registered model's SHA256 once registered; ModelName its name; Job the evaluation job.
 	Model     string `json:"model,omitempty"`
 	ModelName string `json:"modelName,omitempty"`
