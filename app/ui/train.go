@@ -545,6 +545,9 @@ func stageText(in protocol.TrainInfo) string {
 		case protocol.StageBaseline:
 			name = "plain-RD baseline (the floor)"
 		}
+		if in.Total == 0 {
+			return name + ": starting the trainer"
+		}
 		t := fmt.Sprintf("%s %d/%d", name, in.Step, in.Total)
 		if in.Loss != 0 {
 			t += fmt.Sprintf(" · loss %.4g", in.Loss)

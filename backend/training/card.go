@@ -134,7 +134,11 @@ func (c Card) Markdown() string {
 	}
 	w("| data fingerprint | `%s` (sha256 over the training files' sorted names and bytes) |\n", c.DataFingerprint)
 	o := c.Options
-	w("| preset | %s: %s |\n| teacher | %s: %s |\n", o.Preset, recipeText(o.Preset, c.RealImages > 0), o.Teacher, c.TeacherSource)
+	recipe := recipeText(o.Preset, c.RealImages > 0)
+	if f := c.Floor; f != nil && f.Checked && (f.Score == "baseline" || f.Map == "baseline") {
+		recipe += " (what this model exports instead is in the title and the floor row)"
+	}
+	w("| preset | %s: %s |\n| teacher | %s: %s |\n", o.Preset, recipe, o.Teacher, c.TeacherSource)
 	baseSteps := ""
 	if n := c.Steps[protocol.StageBaseline]; n > 0 {
 		baseSteps = fmt.Sprintf(", then %d of plain RD for the floor", n)
@@ -149,7 +153,14 @@ func (c Card) Markdown() string {
 	for k := range c.Elapsed {
 		keys = append(keys, k)
 	}
-	sort.Strings(keys)
+	order := map[string]int{protocol.StageStudent: 1, protocol.StageSeg: 2, protocol.StageBaseline: 3} // as they ran
+	sort.Slice(keys, func(a, b int) bool {
+		oa, ob := order[keys[a]], order[keys[b]]
+		if oa != ob {
+			return oa != 0 && (ob == 0 || oa < ob)
+		}
+		return keys[a] < keys[b]
+	})
 	var parts []string
 	for _, k := range keys {
 		parts = append(parts, fmt.Sprintf("%s %.0f s (%d steps)", k, c.Elapsed[k], c.Steps[k]))

@@ -41,10 +41,10 @@ func (r *Runner) execute(ctx context.Context, j *run) {
 // setStage records a stage change and tells every client.
 func (r *Runner) setStage(j *run, stage string) {
 	j.mu.Lock()
-	j.rec.Info.Stage = stage
-	if stage != protocol.StageStudent && stage != protocol.StageSeg {
-		j.rec.Info.Step, j.rec.Info.Total = 0, 0
-	}
+	// The trainer's first progress event sets the numbers of its stage; until then none of an earlier
+	// stage or run may show under this one.
+	in := &j.rec.Info
+	in.Stage, in.Step, in.Total, in.Loss, in.SecPerStep, in.ETA = stage, 0, 0, 0, 0, -1
 	j.mu.Unlock()
 	r.save(j)
 	r.broadcast(j, "")

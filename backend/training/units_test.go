@@ -234,14 +234,14 @@ func TestCard_Markdown_NamesWhatTheFloorShips(t *testing.T) {
 	}{
 		{protocol.PresetRDRE, "recipe", "recipe", true, "# Model card: RD-RE, tiles", "image score from RD-RE, anomaly map from RD-RE (on 10 held-out"},
 		{protocol.PresetRDRE, "baseline", "recipe", true, "# Model card: RD-RE's anomaly map with plain RD's image score (the floor's choice), tiles",
-			"image AUROC 90.0 % for RD-RE against 95.0 % for plain RD, pixel AP 30.0 % against 20.0 %"},
+			"image AUROC 90.00 % for RD-RE against 95.00 % for plain RD, pixel AP 30.00 % against 20.00 %"},
 		{protocol.PresetRDRE, "baseline", "baseline", true, "# Model card: plain RD (the floor's choice over RD-RE), tiles",
 			"the registered model is the plain-RD baseline"},
 		{protocol.PresetRDRE, "recipe", "recipe", false, "# Model card: RD-RE, tiles", "not checked: 12 training images"},
 		{protocol.PresetPlainRD, "", "", false, "# Model card: plain RD, tiles", ""},
 	} {
 		c := Card{Run: "r1", Category: "tiles", TrainImages: 54, Options: protocol.TrainOptions{Preset: tc.preset, StepsStudent: 40, StepsSeg: 4},
-			Steps: map[string]int{"student": 40, "seg": 4}}
+			Steps: map[string]int{"student": 40, "seg": 4}, Elapsed: map[string]float64{"student": 3, "seg": 1, "baseline": 2}}
 		if tc.preset == protocol.PresetRDRE {
 			c.Floor = &protocol.TrainFloor{Checked: tc.checked, Score: tc.score, Map: tc.mapFrom}
 			if tc.checked {
@@ -260,6 +260,9 @@ func TestCard_Markdown_NamesWhatTheFloorShips(t *testing.T) {
 		}
 		if steps := strings.Contains(md, "40 student + 4 segmentation, then 44 of plain RD for the floor"); steps != tc.checked {
 			t.Errorf("%+v: steps row with the baseline %v in\n%s", tc, steps, md)
+		}
+		if !strings.Contains(md, "| training time | student 3 s (40 steps), seg 1 s (4 steps), baseline 2 s (") {
+			t.Errorf("%+v: training time not in the order the stages ran:\n%s", tc, md)
 		}
 		if held := strings.Contains(md, "the floor held out 10 of them, so both models trained on 44"); held != tc.checked {
 			t.Errorf("%+v: training data row %v in\n%s", tc, held, md)

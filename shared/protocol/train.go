@@ -116,7 +116,7 @@ func (f *TrainFloor) Summary() string {
 		t = "image score and anomaly map from plain RD: the registered model is the plain-RD baseline"
 	}
 	if f.Recipe != nil && f.Baseline != nil {
-		t += fmt.Sprintf(" (on %d held-out normal images with synthetic anomalies: image AUROC %.1f %% for RD-RE against %.1f %% for plain RD, pixel AP %.1f %% against %.1f %%)",
+		t += fmt.Sprintf(" (on %d held-out normal images with synthetic anomalies: image AUROC %.2f %% for RD-RE against %.2f %% for plain RD, pixel AP %.2f %% against %.2f %%)",
 			f.HeldOut, 100*f.Recipe.ImageAUROC, 100*f.Baseline.ImageAUROC, 100*f.Recipe.PixelAP, 100*f.Baseline.PixelAP)
 	}
 	return t
