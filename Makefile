@@ -35,7 +35,7 @@ vet: build
 	GOOS=js GOARCH=wasm $(GO) vet ./app/... ./shared/... ./backend/metrics/... ./backend/resample/...
 
 # The browser tests train and evaluate real models; on a loaded machine the e2e package runs past go test's
-# default 10 minutes (it took 4-5 on 2 idle cores), so the limit is raised, well inside CI's 90.
+# default 10 minutes (all of make test takes 6-8 in CI), so the limit is raised, well inside CI's 90.
 go-test: build
 	$(GO) test -race -count=1 -timeout 30m ./...
 
