@@ -419,10 +419,10 @@ func (p *TrainPanel) renderForm(busy bool, cur *protocol.TrainInfo) app.UI {
 			app.Text(" compare with plain RD"),
 		),
 		app.Button().Attr("data-testid", "train-defaults").
-			Title(fmt.Sprintf("%d px, %d + %d steps of batch %d, %d threads: a useful model in about 15 minutes on 2 CPU cores for a category of about 200 images", d.Size, d.StepsStudent, d.StepsSeg, d.Batch, d.Threads)).
+			Title(fmt.Sprintf("%d px, %d + %d steps of batch %d, %d threads: a useful model in about 15 minutes on 2 CPU cores for a category of about 200 images, and a third more with the floor's plain-RD baseline", d.Size, d.StepsStudent, d.StepsSeg, d.Batch, d.Threads)).
 			Text("CPU defaults").OnClick(func(ctx app.Context, e app.Event) { p.setForm(d) }),
 		app.Button().Attr("data-testid", "train-quick").
-			Title(fmt.Sprintf("%d px, %d + %d steps of batch %d: about 5 minutes on 2 idle CPU cores, for busy cores or a first look", q.Size, q.StepsStudent, q.StepsSeg, q.Batch)).
+			Title(fmt.Sprintf("%d px, %d + %d steps of batch %d: about 5 minutes on 2 idle CPU cores (a third more with the floor), for busy cores or a first look", q.Size, q.StepsStudent, q.StepsSeg, q.Batch)).
 			Text("Quick").OnClick(func(ctx app.Context, e app.Event) { p.setForm(q) }),
 		app.Button().Attr("data-testid", "train-gpu").
 			Title(fmt.Sprintf("the paper's schedule: %d px, %d + %d steps of batch %d on CUDA%s", g.Size, g.StepsStudent, g.StepsSeg, g.Batch, gpuNote(p.env))).
