@@ -188,12 +188,12 @@ def run(args) -> int:
     log.info("data %s (%s layout): %d training images at %d (%.1f s), fingerprint %s", root, layout, len(files), cfg.size, time.perf_counter() - t0, cfg.data_fingerprint[:16])
     trainer = train_one(args, cfg, images, args.out)
     if args.floor:
-        rec = floor.unchecked(why) if why else check_floor(args, cfg, images, load_train(root, cfg.size, files=held), trainer)
+        rec, base_th = (floor.unchecked(why), {}) if why else check_floor(args, cfg, images, load_train(root, cfg.size, files=held), trainer)
         floor.write_record(args.out, rec)
         log.info("%s", floor.summary(rec))
         log.info("floor record: %s", json.dumps(rec, sort_keys=True))
         if "baseline" in (rec["score"], rec["map"]):
-            log.info("thresholds of the floor's choice: %s", json.dumps(floor.thresholds(rec, trainer.thresholds, base_thresholds(args.out))))
+            log.info("thresholds of the floor's choice: %s", json.dumps(floor.thresholds(rec, trainer.thresholds, base_th)))
     if args.export:
         from .export import export_checkpoint
 
@@ -207,23 +207,12 @@ def train_one(args, cfg: TrainConfig, images, out: str, stage_names=None) -> Tra
     trainer = Trainer(cfg, images, stage_names=stage_names)
     ckpt = os.path.join(out, "checkpoint.pt")
     if args.resume and os.path.isfile(ckpt):
-        if args.floor:
-            same_images(ckpt, cfg.data_fingerprint)
-        trainer.load(ckpt)
+        trainer.load(ckpt, same_images=args.floor)
         log.info("resumed from %s at student step %d, seg step %d", ckpt, trainer.step_student, trainer.step_seg)
     log.info("config %s", dataclasses.asdict(cfg))
     trainer.run(ckpt)
     log.info("done: student %.1f s (%d steps), seg %.1f s (%d steps)", trainer.elapsed["student"], trainer.step_student, trainer.elapsed["seg"], trainer.step_seg)
     return trainer
-
-
-def same_images(ckpt: str, fp: str) -> None:
-    """The floor's held-out images must never have been trained on: a checkpoint of other images is refused."""
-    st = torch.load(ckpt, map_location="cpu", weights_only=False)  # our own checkpoint
-    old = (st.get("train_config") or {}).get("data_fingerprint", "")
-    if old and old != fp:
-        raise ValueError(f"resume {ckpt}: it was trained on other images (data fingerprint {old[:16]}, here {fp[:16]}), "
-                         "which may include the images the floor holds out; train into a new --out, or pass --no-floor")
 
 
 def baseline_config(cfg: TrainConfig) -> TrainConfig:
@@ -234,17 +223,14 @@ def baseline_config(cfg: TrainConfig) -> TrainConfig:
         anomaly_weight=0.0, fusion_gate=False, fusion_norm=False, output="rd")
 
 
-def base_thresholds(out: str) -> dict:
-    st = torch.load(os.path.join(out, floor.BASELINE_DIR, "checkpoint.pt"), map_location="cpu", weights_only=False)
-    return st.get("thresholds") or {}
-
-
-def check_floor(args, cfg: TrainConfig, images, held_images, recipe: Trainer) -> dict:
-    """Train plain RD in OUT/baseline on the same images and compare both on the held-out normals."""
+def check_floor(args, cfg: TrainConfig, images, held_images, recipe: Trainer):
+    """Train plain RD in OUT/baseline on the same images and compare both on the held-out normals: (the floor's
+    record, plain RD's suggested thresholds)."""
     base = train_one(args, baseline_config(cfg), images, os.path.join(args.out, floor.BASELINE_DIR), {"student": "baseline"})
     log.info("floor: comparing both models on %d held-out normals", held_images.shape[0])
-    return floor.record(floor.validate(recipe.model, held_images, recipe.device), floor.validate(base.model, held_images, base.device),
-                        held_images.shape[0])
+    rec = floor.record(floor.validate(recipe.model, held_images, recipe.device), floor.validate(base.model, held_images, base.device),
+                       held_images.shape[0])
+    return rec, base.thresholds
 
 
 # Machine-readable progress for the studio's training runner (backend/training): --progress-json FILE|-,

@@ -302,7 +302,9 @@ class Trainer:
         torch.save(self.state(), tmp)
         os.replace(tmp, path)  # a kill mid-write leaves the previous checkpoint intact
 
-    def load(self, path: str) -> None:
+    def load(self, path: str, same_images: bool = False) -> None:
+        """Continue from a checkpoint of the same network and recipe; with same_images also of the same training
+        images (the floor's held-out images must never have been trained on)."""
         try:
             st = torch.load(path, map_location="cpu", weights_only=False)  # our own checkpoint: floats and configs, trusted
         except (OSError, RuntimeError) as err:
@@ -325,6 +327,10 @@ class Trainer:
             raise ValueError(f"load checkpoint {path}: trained with another recipe ("
                              + ", ".join(f"{k} {tc[k]!r} here {mine_tc[k]!r}" for k in differ)
                              + "); pass the same settings or train into a new --out folder")
+        old_fp, fp = raw_tc.get("data_fingerprint", ""), self.cfg.data_fingerprint
+        if same_images and old_fp and old_fp != fp:
+            raise ValueError(f"resume {path}: it was trained on other images (data fingerprint {old_fp[:16]}, here {fp[:16]}), "
+                             "which may include the images the floor holds out; train into a new --out, or pass --no-floor")
         self.model.load_state_dict(st["model"])
         if self.model.seg is not None:
             self.model.set_output(their_output)
