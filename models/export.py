@@ -67,7 +67,7 @@ def metadata_for(model: RDRE, info: Dict[str, object]) -> Dict[str, str]:
         "rdre.steps_seg": str(info.get("steps_seg", 0)),
         "rdre.seed": str(info.get("seed", 0)),
         "rdre.data_fingerprint": str(info.get("data_fingerprint", "")),
-        "rdre.score": model.mapper.score_spec,
+        "rdre.score": getattr(model, "score_spec", model.mapper.score_spec),
         "rdre.thresholds": json.dumps(info.get("thresholds", {}), sort_keys=True),
         "rdre.model_version": str(info.get("model_version", "")),
         "rdre.created": dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z"),
@@ -134,7 +134,8 @@ def checkpoint_info(st: dict) -> Dict[str, object]:
 
 def export_checkpoint(ckpt: str, out: str) -> Dict[str, str]:
     """Export ckpt; where the run checked the floor (floor.json beside it), export what the record chose: the
-    recipe, plain RD (baseline/checkpoint.pt), or the score of one with the maps of the other."""
+    recipe, plain RD (baseline/checkpoint.pt), the score of one with the maps of the other, or the maps of one
+    with the weighted score of both."""
     from .rdre import floor
     from .rdre.trainer import load_model
 
@@ -144,7 +145,7 @@ def export_checkpoint(ckpt: str, out: str) -> Dict[str, str]:
     rec = floor.read_record(run_dir)
     if rec is None:
         return export_model(model, out, info)
-    if "baseline" in (rec["score"], rec["map"]):
+    if "baseline" in (rec["score"], rec["map"]) or rec["score"] == "both":
         base_ckpt = os.path.join(run_dir, floor.BASELINE_DIR, "checkpoint.pt")
         if not os.path.isfile(base_ckpt):
             raise ValueError(f"floor record {os.path.join(run_dir, floor.RECORD)} takes an output from plain RD, but {base_ckpt} is missing")
@@ -152,11 +153,16 @@ def export_checkpoint(ckpt: str, out: str) -> Dict[str, str]:
         binfo = checkpoint_info(bst)
         if binfo["data_fingerprint"] != info["data_fingerprint"]:
             raise ValueError(f"floor: {base_ckpt} was trained on other images than {ckpt} (data fingerprints differ)")
-        if rec["score"] == rec["map"]:
-            model, info = base, binfo
-        else:
-            model = floor.FloorModel(model if rec["map"] == "recipe" else base, model if rec["score"] == "recipe" else base)
-            info["thresholds"] = floor.thresholds(rec, st.get("thresholds"), bst.get("thresholds"))
+    if rec["score"] == rec["map"] == "baseline":
+        model, info = base, binfo
+    elif rec["score"] == "both":
+        w = rec["weights"]
+        pair = (model, base, (w["recipe"], w["baseline"])) if rec["map"] == "recipe" else (base, model, (w["baseline"], w["recipe"]))
+        model = floor.FloorModel(*pair)
+        info["thresholds"] = floor.thresholds(rec, st.get("thresholds"), bst.get("thresholds"))
+    elif rec["score"] != rec["map"]:
+        model = floor.FloorModel(model if rec["map"] == "recipe" else base, model if rec["score"] == "recipe" else base)
+        info["thresholds"] = floor.thresholds(rec, st.get("thresholds"), bst.get("thresholds"))
     info["extra"] = {"floor": json.dumps(rec, sort_keys=True)}
     log.info("%s", floor.summary(rec))
     return export_model(model, out, info)

@@ -18,6 +18,7 @@ import time
 import numpy as np
 import torch
 
+from .rdre import floor
 from .rdre.anomaly_map import AnomalyMapper
 from .rdre.data import test_files
 from .rdre.preprocess import map_to_image, preprocess_file
@@ -70,7 +71,8 @@ def main(argv=None) -> int:
     except (ValueError, FileNotFoundError, OSError) as err:
         log.error("predict: %s", err)
         return 1
-    rd_scorer = AnomalyMapper(pred.size, 0, pred.score_spec)
+    # The floor's combined score has no single map; --map rd scores the RD map with the per-map kind.
+    rd_scorer = AnomalyMapper(pred.size, 0, floor.inner_spec(pred.score_spec))
     scores = {}
     t0 = time.perf_counter()
     for kind, stem, path in files:

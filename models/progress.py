@@ -15,8 +15,8 @@ Contract (options that ``wrap_parser`` adds to ``models.train``):
   - ``stage``: ``stage`` = "calibrate" (thresholds on synthetic anomalies) with ``thresholds``;
   - ``done``: ``elapsed_s`` {student, seg} and ``steps``;
   - ``floor``: ``record``, the floor's comparison with plain RD (rdre/floor.py) after both models trained
-    (before it, a ``stage`` event with ``stage`` = "floor"; when the record takes an output from plain RD,
-    a second ``stage`` = "calibrate" event with the thresholds of what is exported).
+    (before it, a ``stage`` event with ``stage`` = "floor"; when the record takes an output from plain RD or
+    the score of both, a second ``stage`` = "calibrate" event with the thresholds of what is exported).
 
   With the floor (``--floor``, the rdre preset's default) plain RD trains after the recipe as a second model:
   the recipe's ``start`` announces its steps as ``steps.baseline``; it then reports ``start``, ``progress``,

@@ -135,7 +135,7 @@ func (c Card) Markdown() string {
 	w("| data fingerprint | `%s` (sha256 over the training files' sorted names and bytes) |\n", c.DataFingerprint)
 	o := c.Options
 	recipe := recipeText(o.Preset, c.RealImages > 0)
-	if f := c.Floor; f != nil && f.Checked && (f.Score == "baseline" || f.Map == "baseline") {
+	if f := c.Floor; f != nil && f.Checked && (f.Score != protocol.FloorRecipe || f.Map != protocol.FloorRecipe) {
 		recipe += " (what this model exports instead is in the title and the floor row)"
 	}
 	w("| preset | %s: %s |\n| teacher | %s: %s |\n", o.Preset, recipe, o.Teacher, c.TeacherSource)
@@ -236,20 +236,23 @@ func writeAtomic(p string, data []byte) error {
 	return os.Rename(tmp, p)
 }
 
-// modelKind names what the exported model is: the preset's, unless the floor took an output from plain RD.
+// modelKind names what the exported model is: the preset's, unless the floor took an output from plain RD
+// or combined the two models' scores.
 func (c Card) modelKind() string {
 	f := c.Floor
-	switch {
-	case c.Options.Preset == protocol.PresetPlainRD:
+	if c.Options.Preset == protocol.PresetPlainRD {
 		return "plain RD"
-	case f == nil || !f.Checked || (f.Score != "baseline" && f.Map != "baseline"):
-		return "RD-RE"
-	case f.Score == "baseline" && f.Map == "baseline":
-		return "plain RD (the floor's choice over RD-RE)"
-	case f.Score == "baseline":
-		return "RD-RE's anomaly map with plain RD's image score (the floor's choice)"
 	}
-	return "RD-RE's image score with plain RD's anomaly map (the floor's choice)"
+	if f == nil || !f.Checked || (f.Score == protocol.FloorRecipe && f.Map == protocol.FloorRecipe) {
+		return "RD-RE"
+	}
+	if f.Score == protocol.FloorBaseline && f.Map == protocol.FloorBaseline {
+		return "plain RD (the floor's choice over RD-RE)"
+	}
+	maps := map[string]string{protocol.FloorRecipe: "RD-RE's", protocol.FloorBaseline: "plain RD's"}[f.Map]
+	score := map[string]string{protocol.FloorRecipe: "RD-RE's", protocol.FloorBaseline: "plain RD's",
+		protocol.FloorBoth: "RD-RE's and plain RD's combined"}[f.Score]
+	return maps + " anomaly map with " + score + " image score (the floor's choice)"
 }
 
 // recipeText says what a preset trains and which map the model exports (models/README.md, "Beyond bottle").

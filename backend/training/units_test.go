@@ -237,6 +237,12 @@ func TestCard_Markdown_NamesWhatTheFloorShips(t *testing.T) {
 			"image AUROC 90.00 % for RD-RE against 95.00 % for plain RD, pixel AP 30.00 % against 20.00 %"},
 		{protocol.PresetRDRE, "baseline", "baseline", true, "# Model card: plain RD (the floor's choice over RD-RE), tiles",
 			"the registered model is the plain-RD baseline"},
+		{protocol.PresetRDRE, "recipe", "baseline", true, "# Model card: plain RD's anomaly map with RD-RE's image score (the floor's choice), tiles",
+			"image score from RD-RE, anomaly map from plain RD"},
+		{protocol.PresetRDRE, "both", "recipe", true, "# Model card: RD-RE's anomaly map with RD-RE's and plain RD's combined image score (the floor's choice), tiles",
+			"image score from RD-RE and plain RD together (the mean of their normalised scores), anomaly map from RD-RE (on 10 held-out normal images with synthetic anomalies: image AUROC 90.00 % for RD-RE against 95.00 % for plain RD and 97.00 % for both together, pixel AP 30.00 % against 20.00 %)"},
+		{protocol.PresetRDRE, "both", "baseline", true, "# Model card: plain RD's anomaly map with RD-RE's and plain RD's combined image score (the floor's choice), tiles",
+			"anomaly map from plain RD"},
 		{protocol.PresetRDRE, "recipe", "recipe", false, "# Model card: RD-RE, tiles", "not checked: 12 training images"},
 		{protocol.PresetPlainRD, "", "", false, "# Model card: plain RD, tiles", ""},
 	} {
@@ -246,6 +252,9 @@ func TestCard_Markdown_NamesWhatTheFloorShips(t *testing.T) {
 			c.Floor = &protocol.TrainFloor{Checked: tc.checked, Score: tc.score, Map: tc.mapFrom}
 			if tc.checked {
 				c.Floor.HeldOut, c.Floor.Recipe, c.Floor.Baseline = 10, val(0.9, 0.3), val(0.95, 0.2)
+				if tc.score == protocol.FloorBoth {
+					c.Floor.Both = &protocol.FloorCombined{ImageAUROC: 0.97}
+				}
 				c.Steps["baseline"] = 44
 			} else {
 				c.Floor.Why = "12 training images, fewer than 20"

@@ -57,10 +57,24 @@ def test_held_out_EveryFifth_PartitionsInNameOrder():
 
 def test_choose_StrictlyBetter_TakesThatOutput():
     r = {"image_auroc": 0.9, "pixel_ap": 0.5}
-    assert floor.choose(r, dict(r)) == {"score": "recipe", "map": "recipe"}  # ties keep the recipe
+    # Ties keep the recipe's map; the score is plain RD's only where plain RD is strictly better, else both.
+    assert floor.choose(r, dict(r)) == {"score": "both", "map": "recipe"}
     assert floor.choose(r, {"image_auroc": 0.95, "pixel_ap": 0.4}) == {"score": "baseline", "map": "recipe"}
-    assert floor.choose(r, {"image_auroc": 0.8, "pixel_ap": 0.6}) == {"score": "recipe", "map": "baseline"}
+    assert floor.choose(r, {"image_auroc": 0.8, "pixel_ap": 0.6}) == {"score": "both", "map": "baseline"}
     assert floor.choose(r, {"image_auroc": 1.0, "pixel_ap": 0.6}) == {"score": "baseline", "map": "baseline"}
+
+
+def test_record_Both_WeightsFromNormalScores():
+    r = {"image_auroc": 0.9, "pixel_ap": 0.5, "normal_score": 2.0}
+    b = {"image_auroc": 0.8, "pixel_ap": 0.5, "normal_score": 0.5}
+    rec = floor.record(r, b, 7, both={"image_auroc": 0.92, "image": 1.1, "image_f1": 0.9})
+    assert rec["score"] == "both" and rec["weights"] == {"recipe": 0.25, "baseline": 1.0}
+    assert "both: 0.9200" in floor.summary(rec) and "score from both" in floor.summary(rec)
+    # The combined score's thresholds come from its own validation, the map's from the map's model.
+    assert floor.thresholds(rec, {"pixel": 1.0, "image": 9.0}, {"pixel": 2.0, "image": 8.0}) == {"pixel": 1.0, "image": 1.1, "image_f1": 0.9}
+    assert "weights" not in floor.record(r, dict(b, image_auroc=0.95), 7)
+    with pytest.raises(ValueError, match="normal samples is 0"):
+        floor.record(r, dict(b, normal_score=0), 7)
 
 
 def test_read_record_Malformed_ClearError(tmp_path):
@@ -68,8 +82,16 @@ def test_read_record_Malformed_ClearError(tmp_path):
     (tmp_path / floor.RECORD).write_text("{not json")
     with pytest.raises(ValueError, match="floor record"):
         floor.read_record(str(tmp_path))
+    (tmp_path / floor.RECORD).write_text(json.dumps({"format": 2, "score": "both", "map": "recipe"}))
+    with pytest.raises(ValueError, match="positive weights"):
+        floor.read_record(str(tmp_path))
+    (tmp_path / floor.RECORD).write_text(json.dumps({"format": 1, "score": "both", "map": "recipe", "weights": {"recipe": 1, "baseline": 1}}))
+    with pytest.raises(ValueError, match="format-1"):  # format 1 knew no combined score
+        floor.read_record(str(tmp_path))
+    (tmp_path / floor.RECORD).write_text(json.dumps({"format": 1, "score": "baseline", "map": "recipe"}))
+    assert floor.read_record(str(tmp_path))["score"] == "baseline"  # format 1 records still read
     (tmp_path / floor.RECORD).write_text(json.dumps({"format": 1, "score": "plain", "map": "recipe"}))
-    with pytest.raises(ValueError, match="score and map"):
+    with pytest.raises(ValueError, match="score in"):
         floor.read_record(str(tmp_path))
 
 
@@ -77,8 +99,10 @@ def test_train_Floor_TrainsBaselineAndRecordsTheChoice(floor_run):
     data, out = floor_run
     rec = floor.read_record(out)
     assert rec["checked"] and rec["held_out"] == 5 and rec["every"] == floor.HOLD_OUT_EVERY
-    assert {rec["score"], rec["map"]} <= {"recipe", "baseline"}
+    assert rec["score"] in ("both", "baseline") and rec["map"] in ("recipe", "baseline")
     assert floor.choose(rec["recipe"], rec["baseline"]) == {"score": rec["score"], "map": rec["map"]}
+    assert rec["recipe"]["normal_score"] > 0 and rec["baseline"]["normal_score"] > 0
+    assert 0 <= rec["both"]["image_auroc"] <= 1
     for side in ("recipe", "baseline"):
         assert 0.0 <= rec[side]["image_auroc"] <= 1.0 and 0.0 <= rec[side]["pixel_ap"] <= 1.0
     recipe, st = load_model(os.path.join(out, "checkpoint.pt"))
@@ -89,12 +113,14 @@ def test_train_Floor_TrainsBaselineAndRecordsTheChoice(floor_run):
     assert bst["train_config"]["data_fingerprint"] == st["train_config"]["data_fingerprint"]
 
 
-@pytest.mark.parametrize("score,amap", [("baseline", "recipe"), ("recipe", "baseline"), ("baseline", "baseline"), ("recipe", "recipe")])
+@pytest.mark.parametrize("score,amap", [("baseline", "recipe"), ("recipe", "baseline"), ("baseline", "baseline"), ("recipe", "recipe"),
+                                        ("both", "recipe"), ("both", "baseline")])
 def test_export_checkpoint_FloorRecord_ExportsTheChosenOutputs(floor_run, tmp_path, ort_lib, score, amap):
     from models.rdre.ort import OrtSession
 
     _, out = floor_run
-    rec = dict(floor.read_record(out), score=score, map=amap)
+    w = {"recipe": 0.3, "baseline": 0.7}
+    rec = dict(floor.read_record(out), score=score, map=amap, weights=w)
     run = tmp_path / "run"
     os.makedirs(run / floor.BASELINE_DIR)
     for rel in ("checkpoint.pt", os.path.join(floor.BASELINE_DIR, "checkpoint.pt")):
@@ -110,11 +136,19 @@ def test_export_checkpoint_FloorRecord_ExportsTheChosenOutputs(floor_run, tmp_pa
     x = torch.randn(3, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(7))
     with torch.no_grad():
         want_map, _, want_rd = (recipe if amap == "recipe" else base)(x)
-        want_score = topk_scores((recipe if score == "recipe" else base)(x)[0])
+        if score == "both":
+            want_score = w["recipe"] * topk_scores(recipe(x)[0]) + w["baseline"] * topk_scores(base(x)[0])
+        else:
+            want_score = topk_scores((recipe if score == "recipe" else base)(x)[0])
     with OrtSession(path, ort_lib) as sess:
         got_map, got_score, got_rd = sess.run({"image": x.numpy()}, ["anomaly_map", "score", "rd_map"])
     assert np.abs(got_map - want_map.numpy()).max() < 1e-4 and np.abs(got_rd - want_rd.numpy()).max() < 1e-4
     assert np.abs(got_score - want_score.numpy()).max() < 1e-4
+    spec = props(path)["rdre.score"]
+    # floor-mean:KIND:W1,W2: W1 weighs the score of the model that gives the maps.
+    both = "floor-mean:topk_mean:100:" + ("0.3,0.7" if amap == "recipe" else "0.7,0.3")
+    assert spec == (both if score == "both" else "topk_mean:100")
+    assert floor.inner_spec(spec) == "topk_mean:100"
     # The two recipes' scores differ, so the check above tells which model gave the score.
     with torch.no_grad():
         assert np.abs(topk_scores(recipe(x)[0]).numpy() - topk_scores(base(x)[0]).numpy()).max() > 1e-3
@@ -180,17 +214,15 @@ def test_train_FloorProgress_BaselineHasItsOwnStage(floor_data, tmp_path, capsys
     fl = [e for e in ev if e["event"] == "floor"]
     rec = floor.read_record(out)
     assert len(fl) == 1 and fl[0]["record"] == rec
-    # The recipe's thresholds, the comparison, then (when plain RD gives an output) the thresholds of what ships;
-    # the baseline's own calibration is not announced.
+    # The recipe's thresholds, the comparison, then the thresholds of what ships (a checked floor always ships
+    # an output of plain RD or the combined score); the baseline's own calibration is not announced.
     stages = [e for e in ev if e["event"] == "stage"]
     assert [e["stage"] for e in stages[:2]] == ["calibrate", "floor"]
     recipe_th = torch.load(os.path.join(out, "checkpoint.pt"), weights_only=False)["thresholds"]
     base_th = torch.load(os.path.join(out, floor.BASELINE_DIR, "checkpoint.pt"), weights_only=False)["thresholds"]
     assert stages[0]["thresholds"] == pytest.approx(recipe_th)
-    if "baseline" in (rec["score"], rec["map"]):
-        assert len(stages) == 3 and stages[2]["thresholds"] == pytest.approx(floor.thresholds(rec, recipe_th, base_th))
-    else:
-        assert len(stages) == 2
+    assert rec["checked"] and rec["score"] != "recipe"
+    assert len(stages) == 3 and stages[2]["thresholds"] == pytest.approx(floor.thresholds(rec, recipe_th, base_th))
     assert not any(f.startswith("baseline") for f in os.listdir(os.path.join(out, "previews")))
 
 

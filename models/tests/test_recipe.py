@@ -268,11 +268,34 @@ def test_ablation_pairs_HeldOutRuns_DeltasAndSignAgreement(mvtec_dir, tmp_path):
     assert r["floor"]["score"] == "baseline" and r["floor"]["map"] == "recipe"
     assert (r["floor"]["image_auroc"], r["floor"]["pixel_ap"]) == pytest.approx((80, 20))
     assert "| f0-s1 cat | plain RD | defaults | +0.00 | -20.00 |" in report
+    # The same hand-set run with the held-out validation preferring the defaults' image AUROC: the score of both.
+    ra, rb = (json.loads((out / "f0-s1" / "cat" / v / "result.json").read_text()) for v in ("defaults", "plain-rd"))
+    for res, hi in ((ra, 0.7), (rb, 0.5)):
+        res["maps"]["rd"]["val_ho_image_auroc"] = hi
+        dst = out / "f1-s1" / "cat" / res["variant"] / "result.json"
+        dst.parent.mkdir(parents=True)
+        dst.write_text(json.dumps(res))
+    rows = {r["run"]: r for r in ablation.paired_deltas(str(out))}
+    r2 = rows["f1-s1 cat"]
+    assert r2["floor"]["score"] == "both" and r2["floor"]["image_auroc"] == pytest.approx(100 * ablation.combined_auroc(ra, rb))
+    assert "| f1-s1 cat | both | defaults |" in ablation.pairs_report([r2])
     both = ablation.pairs_report(list(rows.values()))
-    assert both.count("| cat | 2 |") == 1 and "| mean |  |" in both
+    assert both.count("| cat | 3 |") == 1 and "| mean |  |" in both
     # Runs without held-out validation are refused with the reason.
     with pytest.raises(SystemExit, match="no run in .* held-out validation"):
         ablation.main(["pairs", "--out", str(tmp_path / "none")])
+
+
+def test_combined_auroc_ByHand_WeightsByNormalScores():
+    from models import ablation
+
+    keys, labels = ["good/a", "good/b", "bad/c", "bad/d"], [False, False, True, True]
+    ra = {"keys": keys, "labels": labels, "norm": {"rd": 2.0}, "scores": {"rd": {"topk": [2, 6, 4, 8]}}}
+    rb = {"keys": keys, "labels": labels, "norm": {"rd": 1.0}, "scores": {"rd": {"topk": [3, 0, 1, 4]}}}
+    # 0.25 x a + 0.5 x b = [2, 1.5 | 1.5, 4]: of the 4 good/defect pairs, 2 won, 1 tied, 1 lost; each alone 0.75.
+    assert ablation.combined_auroc(ra, rb) == pytest.approx(0.625)
+    with pytest.raises(ValueError, match="different test images"):
+        ablation.combined_auroc(ra, dict(rb, keys=keys[::-1]))
 
 
 def test_ablation_prepare_mtdFolds_PartitionTheGoodImages(tmp_path):

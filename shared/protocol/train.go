@@ -81,23 +81,40 @@ type TrainOptions struct {
 }
 
 // TrainFloor is the floor's record (models/rdre/floor.py): every fifth training image is held out, plain RD
-// trains beside the recipe on the rest, and the image score and the anomaly map each come from whichever
-// of the two does better on synthetic anomalies laid on the held-out images (ties: the recipe).
+// trains beside the recipe on the rest, and both are compared on synthetic anomalies laid on the held-out
+// images. The image score is plain RD's where plain RD's image AUROC there is strictly higher, otherwise
+// "both": the mean of the two models' scores, each divided by its mean score over the held-out normal samples.
+// The anomaly map is plain RD's where its pixel AP is strictly higher, otherwise the recipe's.
 type TrainFloor struct {
 	Checked bool   `json:"checked"`
 	Why     string `json:"why,omitempty"` // why it was not checked
 	HeldOut int    `json:"held_out,omitempty"`
-	// Score and Map are "recipe" or "baseline" (plain RD).
+	// Score is "recipe", "baseline" (plain RD) or "both"; Map is "recipe" or "baseline". Records written
+	// before "both" existed have "recipe" or "baseline" in both.
 	Score    string           `json:"score"`
 	Map      string           `json:"map"`
 	Recipe   *FloorValidation `json:"recipe,omitempty"`
 	Baseline *FloorValidation `json:"baseline,omitempty"`
+	// Both is the combined score's image AUROC on the same held-out validation.
+	Both *FloorCombined `json:"both,omitempty"`
 }
+
+// Floor output sources (TrainFloor.Score and Map).
+const (
+	FloorRecipe   = "recipe"
+	FloorBaseline = "baseline"
+	FloorBoth     = "both"
+)
 
 // FloorValidation is one model's synthetic validation on the held-out normals, as fractions.
 type FloorValidation struct {
 	ImageAUROC float64 `json:"image_auroc"`
 	PixelAP    float64 `json:"pixel_ap"`
+}
+
+// FloorCombined is the combined score's synthetic validation on the held-out normals, as a fraction.
+type FloorCombined struct {
+	ImageAUROC float64 `json:"image_auroc"`
 }
 
 // Summary says in one sentence what the floor chose and on which numbers (percent).
@@ -106,18 +123,25 @@ func (f *TrainFloor) Summary() string {
 		return "not checked: " + f.Why
 	}
 	name := func(side string) string {
-		if side == "baseline" {
+		switch side {
+		case FloorBaseline:
 			return "plain RD"
+		case FloorBoth:
+			return "RD-RE and plain RD together (the mean of their normalised scores)"
 		}
 		return "RD-RE"
 	}
 	t := fmt.Sprintf("image score from %s, anomaly map from %s", name(f.Score), name(f.Map))
-	if f.Score == "baseline" && f.Map == "baseline" {
+	if f.Score == FloorBaseline && f.Map == FloorBaseline {
 		t = "image score and anomaly map from plain RD: the registered model is the plain-RD baseline"
 	}
 	if f.Recipe != nil && f.Baseline != nil {
-		t += fmt.Sprintf(" (on %d held-out normal images with synthetic anomalies: image AUROC %.2f %% for RD-RE against %.2f %% for plain RD, pixel AP %.2f %% against %.2f %%)",
-			f.HeldOut, 100*f.Recipe.ImageAUROC, 100*f.Baseline.ImageAUROC, 100*f.Recipe.PixelAP, 100*f.Baseline.PixelAP)
+		both := ""
+		if f.Both != nil && f.Both.ImageAUROC > 0 {
+			both = fmt.Sprintf(" and %.2f %% for both together", 100*f.Both.ImageAUROC)
+		}
+		t += fmt.Sprintf(" (on %d held-out normal images with synthetic anomalies: image AUROC %.2f %% for RD-RE against %.2f %% for plain RD%s, pixel AP %.2f %% against %.2f %%)",
+			f.HeldOut, 100*f.Recipe.ImageAUROC, 100*f.Baseline.ImageAUROC, both, 100*f.Recipe.PixelAP, 100*f.Baseline.PixelAP)
 	}
 	return t
 }
