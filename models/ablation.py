@@ -534,6 +534,49 @@ def pairs_report(rows: List[dict]) -> str:
     return "\n".join(out) + "\n"
 
 
+def floor_eval(run: str, root: str, device: str = "cpu") -> dict:
+    """Test metrics of a run trained with the floor (``models.train --floor``): the recipe
+    (RUN/checkpoint.pt), plain RD (RUN/baseline/checkpoint.pt) and what the floor ships per RUN/floor.json (the
+    score of one model or the combined score with the record's weights; the maps of one model), at the model
+    resolution as evaluate_checkpoint measures them. Written to RUN/floor-eval.json."""
+    import numpy as np
+
+    from .rdre import floor, metrics
+
+    rec = floor.read_record(run)
+    if rec is None or not rec.get("checked"):
+        raise ValueError(f"floor-eval: {run} has no checked floor record")
+    res = {side: evaluate_checkpoint(os.path.join(run, *rel), root, device)
+           for side, rel in (("recipe", ("checkpoint.pt",)), ("baseline", (floor.BASELINE_DIR, "checkpoint.pt")))}
+    test = {side: {k: 100 * r["maps"]["rd"][k] for k in TEST_KEYS} for side, r in res.items()}
+    shipped = dict(test[rec["map"]])
+    if rec["score"] == "both":
+        w = rec["weights"]
+        s = sum(w[side] * np.array(res[side]["scores"]["rd"]["topk"]) for side in ("recipe", "baseline"))
+        shipped["image_auroc"] = 100 * float(metrics.auroc(s, np.array(res["recipe"]["labels"])))
+    else:
+        shipped["image_auroc"] = test[rec["score"]]["image_auroc"]
+    out = {"run": run, "data": root, "record": rec, "test": dict(test, floor=shipped), "images": res["recipe"]["images"]}
+    tmp = os.path.join(run, "floor-eval.json.tmp")
+    with open(tmp, "w") as f:
+        json.dump(out, f, indent=1)
+    os.replace(tmp, os.path.join(run, "floor-eval.json"))
+    return out
+
+
+def floor_table(runs: List[dict]) -> str:
+    """Markdown: per floor run, what was chosen and the test metrics of the recipe, the floor and plain RD."""
+    cell = lambda d: " / ".join(f"{d[k]:.2f}" for k in TEST_KEYS)  # noqa: E731
+    out = ["| run | held out | score from | map from | recipe | **the floor ships** | plain RD | floor − plain RD (I-AUROC, AP) |",
+           "|---|---|---|---|---|---|---|---|"]
+    for r in runs:
+        t, rec = r["test"], r["record"]
+        out.append(f"| {r['name']} | {rec['held_out']} | {rec['score']} | {rec['map']} | {cell(t['recipe'])} | **{cell(t['floor'])}** | "
+                   f"{cell(t['baseline'])} | {t['floor']['image_auroc'] - t['baseline']['image_auroc']:+.2f}, "
+                   f"{t['floor']['pixel_ap'] - t['baseline']['pixel_ap']:+.2f} |")
+    return "\n".join(out) + "\n"
+
+
 # --------------------------------------------------------------------------------------------- runner
 
 
@@ -665,6 +708,10 @@ def main(argv=None) -> int:
     pt.add_argument("--report", default=None)
     pq = sub.add_parser("pairs", help="defaults minus plain RD per run: test against both synthetic validations")
     pq.add_argument("--out", required=True, help="folder of RUN/CAT/{defaults,plain-rd}/result.json")
+    pf = sub.add_parser("floor-eval", help="test metrics of runs trained with the floor: recipe, plain RD, what ships")
+    pf.add_argument("--run", action="append", default=[], help="RUN folder of models.train --floor (repeatable)")
+    pf.add_argument("--data", action="append", default=[], help="its category root (one per --run, in order)")
+    pf.add_argument("--table", default=None, help="instead: the table of every RUN/floor-eval.json under this folder")
     ns = p.parse_args(argv)
     if ns.cmd != "one":  # "one" leaves logging to models.train (its train.log)
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
@@ -679,6 +726,25 @@ def main(argv=None) -> int:
         if not rows:
             raise SystemExit(f"pairs: no run in {ns.out} has both defaults and plain-rd results with held-out validation")
         sys.stdout.write(pairs_report(rows))
+        return 0
+    if ns.cmd == "floor-eval":
+        import glob
+
+        if ns.table:
+            paths = sorted(glob.glob(os.path.join(ns.table, "**", "floor-eval.json"), recursive=True))
+            if not paths:
+                raise SystemExit(f"floor-eval: no floor-eval.json under {ns.table}")
+            runs = []
+            for path in paths:
+                with open(path) as f:
+                    runs.append(dict(json.load(f), name=os.path.relpath(os.path.dirname(path), ns.table)))
+            sys.stdout.write(floor_table(runs))
+            return 0
+        if not ns.run or len(ns.run) != len(ns.data):
+            raise SystemExit("floor-eval: give --run and --data in pairs, or --table DIR")
+        for run, root in zip(ns.run, ns.data):
+            r = floor_eval(run, root)
+            sys.stdout.write(floor_table([dict(r, name=run)]))
         return 0
     tables(ns.out, ns.report)
     return 0

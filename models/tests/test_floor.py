@@ -278,3 +278,41 @@ def test_train_FloorResumeOfOtherImages_Refused(floor_data, tmp_path, caplog):
     assert train.main(argv + ["--resume"]) == 1
     assert "trained on other images" in caplog.text and "--no-floor" in caplog.text
     assert floor.read_record(out) is None
+
+
+def test_floor_eval_FloorRun_ShipsWhatTheRecordSays(floor_run, tmp_path, capsys):
+    import shutil
+
+    from models import ablation
+    from models.rdre import metrics
+
+    data, out = floor_run
+    root = tmp_path / "cat"
+    shutil.copytree(data, root)
+    imgs = (smooth_images(4, 48, 9).permute(0, 2, 3, 1).numpy() * 255).astype(np.uint8)
+    for i in range(2):
+        write_png(str(root / "test" / "good" / f"{i:03d}.png"), imgs[i])
+        bad = imgs[2 + i].copy()
+        bad[10:20, 12:24] = 255
+        write_png(str(root / "test" / "scratch" / f"{i:03d}.png"), bad)
+        mask = np.zeros((48, 48), np.uint8)
+        mask[10:20, 12:24] = 255
+        write_png(str(root / "ground_truth" / "scratch" / f"{i:03d}_mask.png"), mask)
+    run = tmp_path / "runs" / "r0"
+    shutil.copytree(out, run)
+    rec = dict(floor.read_record(str(run)), score="both", map="baseline", weights={"recipe": 0.3, "baseline": 0.7})
+    floor.write_record(str(run), rec)
+    r = ablation.floor_eval(str(run), str(root))
+    t = r["test"]
+    # The map's metrics are plain RD's; the image score is the record's weighted sum, computed here by hand.
+    assert {k: t["floor"][k] for k in ("pixel_auroc", "pixel_ap", "aupro")} == {k: t["baseline"][k] for k in ("pixel_auroc", "pixel_ap", "aupro")}
+    res = {side: ablation.evaluate_checkpoint(str(run / rel), str(root)) for side, rel in
+           (("recipe", "checkpoint.pt"), ("baseline", os.path.join(floor.BASELINE_DIR, "checkpoint.pt")))}
+    s = 0.3 * np.array(res["recipe"]["scores"]["rd"]["topk"]) + 0.7 * np.array(res["baseline"]["scores"]["rd"]["topk"])
+    assert t["floor"]["image_auroc"] == pytest.approx(100 * metrics.auroc(s, np.array(res["recipe"]["labels"])))
+    assert json.loads((run / "floor-eval.json").read_text())["test"] == t
+    assert ablation.main(["floor-eval", "--table", str(tmp_path / "runs")]) == 0
+    assert "| r0 | 5 | both | baseline |" in capsys.readouterr().out
+    (run / floor.RECORD).unlink()
+    with pytest.raises(ValueError, match="no checked floor record"):
+        ablation.floor_eval(str(run), str(root))
