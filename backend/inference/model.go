@@ -44,6 +44,8 @@ const (
 	KeyCategory      = "rdre.category"
 	KeyScore         = "rdre.score"
 	KeyThresholds    = "rdre.thresholds"
+	// KeyFloor is the floor's record (protocol.TrainFloor as JSON) of a model trained with it.
+	KeyFloor = "rdre.floor"
 )
 
 // FormatVersion is the rdre.format_version this package understands.

@@ -155,10 +155,21 @@ func (r *Runner) UpdateModel(sha string, fn func(*protocol.ModelInfo)) (protocol
 
 func modelName(in inference.Info) string {
 	base := path.Base(strings.ReplaceAll(in.Path, "\\", "/"))
+	var parts []string
 	if in.Category != "" {
-		return fmt.Sprintf("%s (%s, %s)", base, in.Category, in.Teacher)
+		parts = append(parts, in.Category, in.Teacher)
 	}
-	return base
+	// A model the floor assembled from RD-RE and plain RD says so, or it reads like RD-RE alone in every list.
+	var f protocol.TrainFloor
+	if raw := in.Metadata[inference.KeyFloor]; raw != "" && json.Unmarshal([]byte(raw), &f) == nil {
+		if l := f.Label(); l != "" {
+			parts = append(parts, l)
+		}
+	}
+	if len(parts) == 0 {
+		return base
+	}
+	return fmt.Sprintf("%s (%s)", base, strings.Join(parts, ", "))
 }
 
 // Models lists the models this runner can run.

@@ -239,20 +239,21 @@ func writeAtomic(p string, data []byte) error {
 // modelKind names what the exported model is: the preset's, unless the floor took an output from plain RD
 // or combined the two models' scores.
 func (c Card) modelKind() string {
-	f := c.Floor
 	if c.Options.Preset == protocol.PresetPlainRD {
 		return "plain RD"
 	}
-	if f == nil || !f.Checked || (f.Score == protocol.FloorRecipe && f.Map == protocol.FloorRecipe) {
+	m, s := c.Floor.Sources()
+	switch {
+	case m == "":
 		return "RD-RE"
-	}
-	if f.Score == protocol.FloorBaseline && f.Map == protocol.FloorBaseline {
+	case m == "plain RD" && s == "plain RD":
 		return "plain RD (the floor's choice over RD-RE)"
+	case s == "combined":
+		s = "RD-RE's and plain RD's combined"
+	default:
+		s += "'s"
 	}
-	maps := map[string]string{protocol.FloorRecipe: "RD-RE's", protocol.FloorBaseline: "plain RD's"}[f.Map]
-	score := map[string]string{protocol.FloorRecipe: "RD-RE's", protocol.FloorBaseline: "plain RD's",
-		protocol.FloorBoth: "RD-RE's and plain RD's combined"}[f.Score]
-	return maps + " anomaly map with " + score + " image score (the floor's choice)"
+	return m + "'s anomaly map with " + s + " image score (the floor's choice)"
 }
 
 // recipeText says what a preset trains and which map the model exports (models/README.md, "Beyond bottle").

@@ -17,10 +17,11 @@ record (``floor.json`` beside the checkpoint, ``rdre.floor`` in the ONNX metadat
 which numbers. Never test labels: the choice sees only training images.
 
 Why "both" rather than the recipe's score alone: on 12 to 24 held-out images the judge's image AUROC is noisy.
-Where it put RD-RE ahead, RD-RE's own score fell below plain RD's on the test images in 3 of 10 runs
-(models/README.md, "Seventh round"); the mean of the two normalised scores did not, and across the 24 recorded
-pairs of rounds 3 to 5 it lost to plain RD by at most 0.20 image AUROC points where RD-RE's own score lost up to
-1.49. Format 1 records (``score`` "recipe" or "baseline") still export as they did.
+Where it put RD-RE ahead, RD-RE's own score fell below plain RD's on the test images in 3 of
+10 runs (models/README.md, "Seventh round"); the mean of the two normalised scores was not below plain RD in
+any of the 8 of them whose per-image scores are on record, and over the 25 recorded pairs of rounds 3 to 5 it
+lost to plain RD by at most 0.20 image AUROC points (3 pairs) where RD-RE's own score lost up to 1.49 (10 pairs).
+Format 1 records (``score`` "recipe" or "baseline") still export as they did.
 
 Why held-out normals: plain RD's student saw every training image clean at every step, so a validation on those
 images favours it (models/README.md, "Fifth round": on held-out normals the comparison follows the test images'

@@ -117,6 +117,29 @@ type FloorCombined struct {
 	ImageAUROC float64 `json:"image_auroc"`
 }
 
+// Sources names where the exported model's anomaly map and image score come from ("RD-RE", "plain RD", and
+// for the score also "combined"); both "" when the model is the recipe alone (the floor not checked, or it
+// kept the recipe for both outputs).
+func (f *TrainFloor) Sources() (anomalyMap, score string) {
+	if f == nil || !f.Checked || (f.Score == FloorRecipe && f.Map == FloorRecipe) {
+		return "", ""
+	}
+	name := map[string]string{FloorRecipe: "RD-RE", FloorBaseline: "plain RD", FloorBoth: "combined"}
+	return name[f.Map], name[f.Score]
+}
+
+// Label is a short name of what the floor shipped, for model lists ("" for the recipe alone).
+func (f *TrainFloor) Label() string {
+	m, s := f.Sources()
+	switch {
+	case m == "":
+		return ""
+	case m == "plain RD" && s == "plain RD":
+		return "floor: plain RD"
+	}
+	return fmt.Sprintf("floor: %s map, %s score", m, s)
+}
+
 // Summary says in one sentence what the floor chose and on which numbers (percent).
 func (f *TrainFloor) Summary() string {
 	if !f.Checked {
