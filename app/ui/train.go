@@ -412,7 +412,7 @@ func (p *TrainPanel) renderForm(busy bool, cur *protocol.TrainInfo) app.UI {
 				OnChange(func(ctx app.Context, e app.Event) { f.realMasks = ctx.JSSrc().Get("checked").Bool() }),
 			app.Text(" fine-tune with the masks drawn here"),
 		),
-		app.Label().Class("check").Title("The floor: hold out every fifth normal image, train plain RD beside RD-RE, and take the image score and the anomaly map each from the model that does better on synthetic anomalies laid on the held-out images, so the model is not worse than the baseline on this data. About a third more time; not with plain RD or fine-tuning").Body(
+		app.Label().Class("check").Title("The floor: hold out every fifth normal image, train plain RD beside RD-RE, and compare both on synthetic anomalies laid on the held-out images: the image score is plain RD's where it does better there and both models' combined otherwise, the anomaly map the better one's, so the model is not worse than the baseline on this data. About a third more time; not with plain RD or fine-tuning").Body(
 			app.Input().Type("checkbox").Attr("data-testid", "train-floor").Checked(!f.noFloor && f.preset != protocol.PresetPlainRD && !f.realMasks).
 				Disabled(f.preset == protocol.PresetPlainRD || f.realMasks).
 				OnChange(func(ctx app.Context, e app.Event) { f.noFloor = !ctx.JSSrc().Get("checked").Bool() }),

@@ -81,7 +81,7 @@ func runTrain(args []string, stdout, stderr io.Writer) int {
 	ortLib := fs.String("ort-lib", "", "path of libonnxruntime.so for calibration and evaluation (default $RDRE_ORT_LIB, then next to the binary)")
 	realMasks := fs.Bool("real-masks", false, "also train the segmentation stage on the defective images whose masks are drawn in --workspace (fine-tuning; evaluations of the model leave them out)")
 	realImages := fs.String("real-images", "", "file of image IDs (one per line) whose masks (the workspace's, else the dataset's) also train the segmentation stage")
-	noFloor := fs.Bool("no-floor", false, "rdre preset: do not train plain RD beside it (the floor: every fifth normal image held out, and the image score and the anomaly map each taken from the model that does better on synthetic anomalies laid on them; about a third more time)")
+	noFloor := fs.Bool("no-floor", false, "rdre preset: do not train plain RD beside it (the floor: every fifth normal image held out; on synthetic anomalies laid on them, the image score is plain RD's where it does better and both models' combined otherwise, the anomaly map the better one's; about a third more time)")
 	noEval := fs.Bool("no-eval", false, "register but do not evaluate")
 	quiet := fs.Bool("quiet", false, "no progress lines on stderr")
 	if err := fs.Parse(args); err != nil {
