@@ -367,7 +367,7 @@ func (p *TrainPanel) Render() app.UI {
 
 func (p *TrainPanel) renderForm(busy bool, cur *protocol.TrainInfo) app.UI {
 	f := &p.form
-	numInput := func(testid, title string, v *string, width string) app.UI {
+	numInput := func(testid, title string, v *string, width string) app.HTMLInput {
 		return app.Input().Type("number").Attr("min", "0").Attr("data-testid", testid).Title(title).Value(*v).Style("width", width).
 			OnChange(func(ctx app.Context, e app.Event) { *v = ctx.JSSrc().Get("value").String() })
 	}
@@ -392,7 +392,8 @@ func (p *TrainPanel) renderForm(busy bool, cur *protocol.TrainInfo) app.UI {
 		app.Label().Title("input resolution, a multiple of 32").Body(app.Text("Size "), numInput("train-size", "", &f.size, "5em")),
 		app.Label().Title("steps of stage 1 (the student) and stage 2 (the segmentation head; RD-RE exports the student's map, so stage 2 does not change what the model finds: models/README.md)").Body(
 			app.Text("Steps "), numInput("train-steps-student", "student", &f.stepsStudent, "6em"), app.Text(" + "),
-			numInput("train-steps-seg", "segmentation", &f.stepsSeg, "6em")),
+			// Plain RD has no segmentation stage: the field would be ignored, so it is not offered.
+			numInput("train-steps-seg", "segmentation", &f.stepsSeg, "6em").Disabled(f.preset == protocol.PresetPlainRD)),
 		app.Label().Body(app.Text("Batch "), numInput("train-batch", "", &f.batch, "4em")),
 		app.Label().Title("auto: CUDA when PyTorch sees a GPU, else the CPU").Body(app.Text("Device "), sel("train-device", &f.device,
 			option("auto", "auto", f.device), option("cpu", "CPU", f.device), option("cuda", "CUDA", f.device))),
