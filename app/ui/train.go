@@ -262,7 +262,7 @@ func (p *TrainPanel) options() (protocol.TrainOptions, error) {
 		}
 		return n, nil
 	}
-	o := protocol.TrainOptions{Preset: f.preset, Teacher: f.teacher, Device: f.device, AnomalySource: f.anomaly, RealMasks: f.realMasks,
+	o := protocol.TrainOptions{Preset: f.preset, Teacher: f.teacher, Device: f.device, AnomalySource: f.anomaly, RealMasks: f.realMasks && f.preset != protocol.PresetPlainRD,
 		NoFloor: f.noFloor}
 	var err error
 	if o.Size, err = num("size", f.size); err != nil {
@@ -409,15 +409,20 @@ func (p *TrainPanel) renderForm(busy bool, cur *protocol.TrainInfo) app.UI {
 	}
 	controls = append(controls,
 		app.Label().Class("check").Title("Also train the segmentation stage on the defective images whose masks are drawn in this workspace, mixed with synthetic anomalies; evaluations of the model leave those images out").Body(
-			app.Input().Type("checkbox").Attr("data-testid", "train-real-masks").Checked(f.realMasks).
+			// Plain RD has no segmentation stage for the masks to fine-tune.
+			app.Input().Type("checkbox").Attr("data-testid", "train-real-masks").Checked(f.realMasks && f.preset != protocol.PresetPlainRD).
+				Disabled(f.preset == protocol.PresetPlainRD).
 				OnChange(func(ctx app.Context, e app.Event) { f.realMasks = ctx.JSSrc().Get("checked").Bool() }),
 			app.Text(" fine-tune with the masks drawn here"),
 		),
-		app.Label().Class("check").Title("The floor: hold out every fifth normal image, train plain RD beside RD-RE, and compare both on synthetic anomalies laid on the held-out images: the image score is plain RD's where it does better there and both models' combined otherwise, the anomaly map the better one's, so the model is not worse than the baseline on this data. About a third more time; not with plain RD or fine-tuning").Body(
+		app.Label().Class("check").Title("The floor: keep every fifth normal image aside, train plain RD (the baseline) beside RD-RE on the others, and test both on synthetic defects laid on the kept images. "+
+			"If plain RD ranks those images better, the model uses plain RD's image score; otherwise it averages the two models' scores, each divided by its typical score on normal images (the combined score). "+
+			"The heatmap comes from whichever model outlines the synthetic defects better. So the model you get can be plain RD, RD-RE or a mix of the two; the result line and the model card say which. "+
+			"About a third more time; not with plain RD or fine-tuning").Body(
 			app.Input().Type("checkbox").Attr("data-testid", "train-floor").Checked(!f.noFloor && f.preset != protocol.PresetPlainRD && !f.realMasks).
 				Disabled(f.preset == protocol.PresetPlainRD || f.realMasks).
 				OnChange(func(ctx app.Context, e app.Event) { f.noFloor = !ctx.JSSrc().Get("checked").Bool() }),
-			app.Text(" compare with plain RD"),
+			app.Text(" compare with plain RD (the floor)"),
 		),
 		app.Button().Attr("data-testid", "train-defaults").
 			Title(fmt.Sprintf("%d px, %d + %d steps of batch %d, %d threads: a useful model in about 15 minutes on 2 CPU cores for a category of about 200 images, and a third more with the floor's plain-RD baseline", d.Size, d.StepsStudent, d.StepsSeg, d.Batch, d.Threads)).

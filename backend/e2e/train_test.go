@@ -61,8 +61,8 @@ func TestUI_Train_FromThePanel(t *testing.T) {
 		t.Fatal("the floor checkbox is not on by default")
 	}
 	setInput(t, ctx, "train-preset", protocol.PresetPlainRD)
-	// Plain RD has no segmentation stage, so its steps field is not offered either.
-	waitJS(t, ctx, 5*time.Second, "the floor and the segmentation steps off for plain RD", testid("train-floor")+`.disabled && !`+testid("train-floor")+`.checked && `+testid("train-steps-seg")+`.disabled`)
+	// Plain RD has no segmentation stage, so its steps field and fine-tuning are not offered either.
+	waitJS(t, ctx, 5*time.Second, "the floor and the segmentation steps off for plain RD", testid("train-floor")+`.disabled && !`+testid("train-floor")+`.checked && `+testid("train-steps-seg")+`.disabled && `+testid("train-real-masks")+`.disabled`)
 	setInput(t, ctx, "train-preset", protocol.PresetRDRE)
 	waitJS(t, ctx, 5*time.Second, "the floor and the segmentation steps back for RD-RE", testid("train-floor")+`.checked && !`+testid("train-floor")+`.disabled && !`+testid("train-steps-seg")+`.disabled && `+testid("train-steps-seg")+`.value === '4'`)
 	start := time.Now()

@@ -482,10 +482,15 @@ func applyTraining(m *protocol.ModelInfo, rec record) {
 	if m.Category == "" {
 		m.Category = rec.Info.Category
 	}
-	m.Name = fmt.Sprintf("%s (%s, trained %s)", m.Category, rec.Info.Options.Teacher, rec.Info.ID)
+	// The name says what the model is: plain RD, or what the floor assembled (the same label as a model
+	// file's own name, jobs.modelName), so that no list shows a floor's plain-RD model as RD-RE.
+	kind := ""
 	if rec.Info.Options.Preset == protocol.PresetPlainRD {
-		m.Name = fmt.Sprintf("%s (plain RD, %s, trained %s)", m.Category, rec.Info.Options.Teacher, rec.Info.ID)
+		kind = "plain RD, "
+	} else if l := rec.Info.Floor.Label(); l != "" {
+		kind = l + ", "
 	}
+	m.Name = fmt.Sprintf("%s (%s%s, trained %s)", m.Category, kind, rec.Info.Options.Teacher, rec.Info.ID)
 	if len(rec.Info.Thresholds) > 0 {
 		if m.Thresholds == nil {
 			m.Thresholds = map[string]float64{}

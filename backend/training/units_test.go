@@ -240,7 +240,7 @@ func TestCard_Markdown_NamesWhatTheFloorShips(t *testing.T) {
 		{protocol.PresetRDRE, "recipe", "baseline", true, "# Model card: plain RD's anomaly map with RD-RE's image score (the floor's choice), tiles",
 			"image score from RD-RE, anomaly map from plain RD"},
 		{protocol.PresetRDRE, "both", "recipe", true, "# Model card: RD-RE's anomaly map with RD-RE's and plain RD's combined image score (the floor's choice), tiles",
-			"image score from RD-RE and plain RD together (the mean of their normalised scores), anomaly map from RD-RE (on 10 held-out normal images with synthetic anomalies: image AUROC 90.00 % for RD-RE against 95.00 % for plain RD and 97.00 % for both together, pixel AP 30.00 % against 20.00 %)"},
+			"image score from RD-RE and plain RD combined (the mean of the two scores, each divided by its mean on the held-out normal images), anomaly map from RD-RE (on 10 held-out normal images with synthetic anomalies: image AUROC 90.00 % for RD-RE against 95.00 % for plain RD and 97.00 % for the combined score, pixel AP 30.00 % against 20.00 %)"},
 		{protocol.PresetRDRE, "both", "baseline", true, "# Model card: plain RD's anomaly map with RD-RE's and plain RD's combined image score (the floor's choice), tiles",
 			"anomaly map from plain RD"},
 		{protocol.PresetRDRE, "recipe", "recipe", false, "# Model card: RD-RE, tiles", "not checked: 12 training images"},
@@ -275,6 +275,27 @@ func TestCard_Markdown_NamesWhatTheFloorShips(t *testing.T) {
 		}
 		if held := strings.Contains(md, "the floor held out 10 of them, so both models trained on 44"); held != tc.checked {
 			t.Errorf("%+v: training data row %v in\n%s", tc, held, md)
+		}
+	}
+}
+
+func TestApplyTraining_Name_SaysWhatTheModelIs(t *testing.T) {
+	for _, tc := range []struct {
+		preset string
+		floor  *protocol.TrainFloor
+		want   string
+	}{
+		{protocol.PresetRDRE, nil, "tiles (mobilenet_v2, trained r1)"},
+		{protocol.PresetPlainRD, nil, "tiles (plain RD, mobilenet_v2, trained r1)"},
+		{protocol.PresetRDRE, &protocol.TrainFloor{Checked: true, Score: "baseline", Map: "baseline"}, "tiles (floor: plain RD, mobilenet_v2, trained r1)"},
+		{protocol.PresetRDRE, &protocol.TrainFloor{Checked: true, Score: "both", Map: "recipe"}, "tiles (floor: RD-RE map, combined score, mobilenet_v2, trained r1)"},
+		{protocol.PresetRDRE, &protocol.TrainFloor{Checked: false, Why: "few", Score: "recipe", Map: "recipe"}, "tiles (mobilenet_v2, trained r1)"},
+	} {
+		var m protocol.ModelInfo
+		rec := record{Info: protocol.TrainInfo{ID: "r1", Category: "tiles", Floor: tc.floor, Options: protocol.TrainOptions{Preset: tc.preset, Teacher: "mobilenet_v2"}}}
+		applyTraining(&m, rec)
+		if m.Name != tc.want || m.Training != "r1" {
+			t.Errorf("%s %+v: name %q, want %q", tc.preset, tc.floor, m.Name, tc.want)
 		}
 	}
 }

@@ -150,7 +150,7 @@ func (f *TrainFloor) Summary() string {
 		case FloorBaseline:
 			return "plain RD"
 		case FloorBoth:
-			return "RD-RE and plain RD together (the mean of their normalised scores)"
+			return "RD-RE and plain RD combined (the mean of the two scores, each divided by its mean on the held-out normal images)"
 		}
 		return "RD-RE"
 	}
@@ -161,7 +161,7 @@ func (f *TrainFloor) Summary() string {
 	if f.Recipe != nil && f.Baseline != nil {
 		both := ""
 		if f.Both != nil && f.Both.ImageAUROC > 0 {
-			both = fmt.Sprintf(" and %.2f %% for both together", 100*f.Both.ImageAUROC)
+			both = fmt.Sprintf(" and %.2f %% for the combined score", 100*f.Both.ImageAUROC)
 		}
 		t += fmt.Sprintf(" (on %d held-out normal images with synthetic anomalies: image AUROC %.2f %% for RD-RE against %.2f %% for plain RD%s, pixel AP %.2f %% against %.2f %%)",
 			f.HeldOut, 100*f.Recipe.ImageAUROC, 100*f.Baseline.ImageAUROC, both, 100*f.Recipe.PixelAP, 100*f.Baseline.PixelAP)
