@@ -38,15 +38,21 @@ def mvtec_dir(tmp_path):
     imgs = (smooth_images(10, 48, 1).permute(0, 2, 3, 1).numpy() * 255).astype(np.uint8)[:, :40, :, :]
     for i in range(6):
         write_png(str(root / "train" / "good" / f"{i:03d}.png"), imgs[i])
-    for i in range(2):
-        write_png(str(root / "test" / "good" / f"{i:03d}.png"), imgs[6 + i])
-        bad = imgs[8 + i].copy()
+    write_test_split(root, imgs[6:8], imgs[8:10])
+    return str(root)
+
+
+def write_test_split(root, good: np.ndarray, defect: np.ndarray) -> None:
+    """test/good from good, test/scratch from defect with a white rectangle, and its masks (H x W x 3 uint8)."""
+    for i in range(len(good)):
+        write_png(str(root / "test" / "good" / f"{i:03d}.png"), good[i])
+    for i in range(len(defect)):
+        bad = defect[i].copy()
         bad[10:20, 12:24] = 255
         write_png(str(root / "test" / "scratch" / f"{i:03d}.png"), bad)
-        mask = np.zeros((40, 48), np.uint8)
+        mask = np.zeros(bad.shape[:2], np.uint8)
         mask[10:20, 12:24] = 255
         write_png(str(root / "ground_truth" / "scratch" / f"{i:03d}_mask.png"), mask)
-    return str(root)
 
 
 @pytest.fixture

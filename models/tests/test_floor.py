@@ -14,7 +14,7 @@ from models.rdre import floor
 from models.rdre.trainer import load_model
 from models.rdre.validation import topk_scores
 
-from .conftest import smooth_images, write_png
+from .conftest import smooth_images, write_png, write_test_split
 
 SIZE = 32
 
@@ -290,14 +290,7 @@ def test_floor_eval_FloorRun_ShipsWhatTheRecordSays(floor_run, tmp_path, capsys)
     root = tmp_path / "cat"
     shutil.copytree(data, root)
     imgs = (smooth_images(4, 48, 9).permute(0, 2, 3, 1).numpy() * 255).astype(np.uint8)
-    for i in range(2):
-        write_png(str(root / "test" / "good" / f"{i:03d}.png"), imgs[i])
-        bad = imgs[2 + i].copy()
-        bad[10:20, 12:24] = 255
-        write_png(str(root / "test" / "scratch" / f"{i:03d}.png"), bad)
-        mask = np.zeros((48, 48), np.uint8)
-        mask[10:20, 12:24] = 255
-        write_png(str(root / "ground_truth" / "scratch" / f"{i:03d}_mask.png"), mask)
+    write_test_split(root, imgs[:2], imgs[2:])
     run = tmp_path / "runs" / "r0"
     shutil.copytree(out, run)
     rec = dict(floor.read_record(str(run)), score="both", map="baseline", weights={"recipe": 0.3, "baseline": 0.7})
